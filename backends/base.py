@@ -1,0 +1,82 @@
+"""The backend interface every plugin implements."""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
+from typing import ClassVar
+
+import torch
+
+from umsn_cli.nn import UMSN
+
+#: Precisions a user can ask for; "auto" lets the backend pick what is fastest at
+#: equal quality on its device.
+PRECISIONS = ("auto", "fp32", "bf16", "fp16")
+_DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
+
+
+@dataclass(frozen=True)
+class BackendInfo:
+    """What ran: printed for ``--backend auto`` and recorded in benchmark reports."""
+
+    name: str
+    device: str
+    dtype: str
+
+    def __str__(self) -> str:
+        return f"backend={self.name} device={self.device} dtype={self.dtype}"
+
+
+class Backend(ABC):
+    """Runs a UMSN model on batches of images.
+
+    Subclasses set :attr:`name` and :attr:`priority` (``--backend auto`` takes the
+    available backend with the highest priority), say why they cannot run in
+    :meth:`unavailable_reason`, and implement :meth:`deblur` and :meth:`segment`.
+    """
+
+    name: ClassVar[str]
+    priority: ClassVar[int] = 0
+
+    def __init__(
+        self,
+        model: UMSN,
+        *,
+        weights_key: str,
+        device: str | None = None,
+        precision: str = "auto",
+    ) -> None:
+        """``weights_key`` identifies the weights (their sha256) for compiled caches."""
+        if precision not in PRECISIONS:
+            raise ValueError(f"precision must be one of {PRECISIONS}, got {precision!r}")
+        self.model = model.eval()
+        self.weights_key = weights_key
+        self.device = torch.device(device or self.default_device())
+        self.dtype = _DTYPES[precision] if precision != "auto" else self.auto_dtype(self.device)
+
+    @classmethod
+    def default_device(cls) -> str:
+        return "cpu"
+
+    @classmethod
+    @abstractmethod
+    def unavailable_reason(cls, device: str | None = None) -> str | None:
+        """None if this backend can run (on ``device``), else a short reason."""
+
+    @classmethod
+    def auto_dtype(cls, device: torch.device) -> torch.dtype:
+        return torch.float32
+
+    @abstractmethod
+    def deblur(self, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(restored N×3×H×W, class probabilities N×4×H×W), float32 on the CPU, in [0, 1]."""
+
+    @abstractmethod
+    def segment(self, images: torch.Tensor) -> torch.Tensor:
+        """Class probabilities N×4×H×W, float32 on the CPU, in [0, 1]."""
+
+    @property
+    def info(self) -> BackendInfo:
+        return BackendInfo(self.name, str(self.device), str(self.dtype).removeprefix("torch."))
+

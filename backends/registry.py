@@ -1,0 +1,88 @@
+"""Finding backends (entry points) and choosing one (``--backend NAME|auto``)."""
+
+from __future__ import annotations
+
+from importlib.metadata import entry_points
+
+from umsn_cli.backends.base import Backend
+from umsn_cli.errors import BackendUnavailableError, UsageError
+from umsn_cli.nn import UMSN
+
+ENTRY_POINT_GROUP = "umsn.backends"
+
+
+def discover_backends() -> dict[str, type[Backend]]:
+    """All registered backends by name, whether or not they can run here.
+
+    A plugin that fails to import is reported as unavailable rather than breaking
+    every command.
+    """
+    found: dict[str, type[Backend]] = {}
+    for ep in entry_points(group=ENTRY_POINT_GROUP):
+        try:
+            cls = ep.load()
+        except Exception as exc:  # a broken third-party plugin must not break umsn
+            found[ep.name] = _broken_plugin(ep.name, f"{ep.value} failed to import: {exc}")
+            continue
+        if not (isinstance(cls, type) and issubclass(cls, Backend)):
+            found[ep.name] = _broken_plugin(ep.name, f"{ep.value} is not a umsn Backend")
+            continue
+        found[ep.name] = cls
+    return dict(sorted(found.items()))
+
+
+def choose_backend(name: str, device: str | None = None) -> type[Backend]:
+    """The backend class for ``name``; "auto" is the available one of highest priority.
+
+    A backend asked for by name that cannot run is an error, never a silent fallback.
+    """
+    backends = discover_backends()
+    if name == "auto":
+        usable = [c for c in backends.values() if c.unavailable_reason(device) is None]
+        if not usable:
+            where = f" for device {device!r}" if device else ""
+            raise BackendUnavailableError(
+                f"no inference backend can run{where}; run `umsn deblur --help` to see the "
+                "backends and reinstall umsn if none is listed"
+            )
+        return max(usable, key=lambda c: c.priority)
+    if name not in backends:
+        known = ", ".join(["auto", *backends])
+        raise UsageError(f"unknown backend {name!r}; choose one of: {known}")
+    cls = backends[name]
+    reason = cls.unavailable_reason(device)
+    if reason is not None:
+        raise BackendUnavailableError(
+            f"backend {name!r} cannot run here: {reason}; choose another with --backend "
+            "(or --backend auto)"
+        )
+    return cls
+
+
+def create_backend(
+    name: str,
+    model: UMSN,
+    *,
+    weights_key: str,
+    device: str | None = None,
+    precision: str = "auto",
+) -> Backend:
+    cls = choose_backend(name, device)
+    return cls(model, weights_key=weights_key, device=device, precision=precision)
+
+
+def _broken_plugin(name: str, reason: str) -> type[Backend]:
+    class Broken(Backend):
+        @classmethod
+        def unavailable_reason(cls, device: str | None = None) -> str | None:
+            return reason
+
+        def deblur(self, images):  # pragma: no cover - never constructed
+            raise NotImplementedError
+
+        def segment(self, images):  # pragma: no cover - never constructed
+            raise NotImplementedError
+
+    Broken.name = name
+    Broken.priority = -1
+    return Broken

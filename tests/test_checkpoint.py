@@ -1,0 +1,133 @@
+"""The checkpoint format: exact round trips, and safe refusal of anything else."""
+
+from __future__ import annotations
+
+import hashlib
+import pathlib
+import pickle
+
+import pytest
+import torch
+
+from umsn_cli.errors import WeightsError
+from umsn_cli.nn import build_model
+from umsn_cli.weights import load_checkpoint, save_checkpoint, sha256_file
+from umsn_cli.weights.checkpoint import FORMAT, FORMAT_VERSION
+
+
+def test_round_trip_gives_identical_outputs(tiny_config, tmp_path):
+    torch.manual_seed(0)
+    model = build_model(tiny_config).eval()
+    path = save_checkpoint(tmp_path / "sub" / "m.pt", model, {"epoch": 3, "note": "hi"})
+    loaded, meta = load_checkpoint(path)
+    assert meta == {"epoch": 3, "note": "hi"}
+    assert loaded.config == tiny_config
+    assert not loaded.training
+    images = torch.rand(1, 3, 16, 16)
+    with torch.no_grad():
+        for expected, actual in zip(model(images), loaded(images), strict=True):
+            assert torch.equal(expected, actual)
+    assert [p.name for p in path.parent.iterdir()] == ["m.pt"]  # no temp file left
+
+
+def test_save_replaces_an_existing_file(tiny_config, tmp_path):
+    path = tmp_path / "m.pt"
+    path.write_bytes(b"old")
+    save_checkpoint(path, build_model(tiny_config))
+    load_checkpoint(path)
+    assert [p.name for p in tmp_path.iterdir()] == ["m.pt"]
+
+
+class _RunsCode:
+    """Unpickling this would create ``marker``: proof that code ran."""
+
+    def __init__(self, marker: pathlib.Path) -> None:
+        self.marker = marker
+
+    def __reduce__(self) -> tuple[object, tuple[object, ...]]:
+        return (pathlib.Path.touch, (self.marker,))
+
+
+@pytest.mark.parametrize(
+    ("write", "match"),
+    [
+        (lambda obj, path: path.write_bytes(pickle.dumps(obj, protocol=2)), "safe loading"),
+        (lambda obj, path: path.write_bytes(pickle.dumps(obj)), "not a umsn checkpoint"),
+        (torch.save, "safe loading refuses"),
+    ],
+    ids=["pickle-protocol-2", "pickle-default", "torch.save"],
+)
+def test_malicious_pickle_is_refused(tmp_path, write, match):
+    marker = tmp_path / "code-ran"
+    path = tmp_path / "evil.pt"
+    payload = {"format": FORMAT, "format_version": FORMAT_VERSION, "meta": _RunsCode(marker)}
+    write(payload, path)
+    with pytest.raises(WeightsError, match=match) as info:
+        load_checkpoint(path)
+    assert "\n" not in str(info.value)
+    assert not marker.exists()
+
+
+@pytest.mark.parametrize(
+    ("content", "match"),
+    [
+        (b"this is not a checkpoint" * 20, "corrupt or truncated"),
+        (b"", "corrupt or truncated"),
+    ],
+)
+def test_garbage_is_refused(tmp_path, content, match):
+    path = tmp_path / "bad.pt"
+    path.write_bytes(content)
+    with pytest.raises(WeightsError, match=match):
+        load_checkpoint(path)
+
+
+def test_truncated_checkpoint_is_refused(tiny_checkpoint):
+    data = tiny_checkpoint.read_bytes()
+    tiny_checkpoint.write_bytes(data[: len(data) // 2])
+    with pytest.raises(WeightsError, match="corrupt or truncated"):
+        load_checkpoint(tiny_checkpoint)
+
+
+def test_missing_file(tmp_path):
+    with pytest.raises(WeightsError, match="does not exist"):
+        load_checkpoint(tmp_path / "nope.pt")
+
+
+def _resave(path: pathlib.Path, edit) -> None:
+    data = torch.load(path, weights_only=True)
+    edit(data)
+    torch.save(data, path)
+
+
+@pytest.mark.parametrize(
+    ("edit", "match"),
+    [
+        (lambda d: d.update(format="other"), "not a umsn checkpoint"),
+        (lambda d: d.update(format_version=2), "format_version 2"),
+        (lambda d: d.update(extra=1), "unexpected keys"),
+        (lambda d: d["config"].update(bogus=1), "invalid model config"),
+        (lambda d: d["state_dict"].popitem(), "do not fit"),
+        (lambda d: d.update(state_dict=[1, 2]), "must be dicts"),
+    ],
+    ids=["format", "version", "extra-key", "config", "state-dict-keys", "state-dict-type"],
+)
+def test_malformed_checkpoints_are_refused(tiny_checkpoint, edit, match):
+    _resave(tiny_checkpoint, edit)
+    with pytest.raises(WeightsError, match=match) as info:
+        load_checkpoint(tiny_checkpoint)
+    assert "\n" not in str(info.value)
+
+
+def test_plain_state_dict_is_refused(tiny_config, tmp_path):
+    path = tmp_path / "sd.pt"
+    torch.save(build_model(tiny_config).state_dict(), path)
+    with pytest.raises(WeightsError, match="not a umsn checkpoint"):
+        load_checkpoint(path)
+
+
+def test_sha256_file_streams_the_whole_file(tmp_path):
+    path = tmp_path / "f"
+    data = bytes(range(256)) * 10_000  # several read chunks
+    path.write_bytes(data)
+    assert sha256_file(path) == hashlib.sha256(data).hexdigest()

@@ -1,0 +1,47 @@
+"""The ``umsn`` command line: one module per command, registered here.
+
+Only commands that work are registered, so ``umsn --help`` never advertises a stub.
+"""
+
+from __future__ import annotations
+
+import typer
+
+from umsn_cli import __version__
+from umsn_cli.cli import deblur, segment, weights
+from umsn_cli.cli._common import state
+
+app = typer.Typer(
+    name="umsn",
+    help="Restore blurred photos of faces with UMSN, offline, on an ordinary CPU.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+
+
+def _print_version(value: bool) -> None:
+    if value:
+        typer.echo(f"umsn {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    debug: bool = typer.Option(False, "--debug", help="Show tracebacks for errors."),
+    version: bool = typer.Option(
+        False, "--version", callback=_print_version, is_eager=True, help="Show the version."
+    ),
+) -> None:
+    state.debug = debug
+
+
+app.command("deblur")(deblur.deblur)
+app.command("segment")(segment.segment)
+app.add_typer(weights.app, name="weights")
+
+
+def main() -> None:
+    """Console-script entry point."""
+    app()

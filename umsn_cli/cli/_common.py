@@ -1,0 +1,60 @@
+"""What every command shares: the stderr console, ``--debug`` state, error reporting.
+
+The CLI layer parses and prints; the library raises :class:`~umsn_cli.errors.UmsnError`
+subclasses. :func:`reports_errors` turns those into one red line on stderr and the
+error's exit code, with a traceback only when ``umsn --debug`` was given.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable
+from typing import ParamSpec, TypeVar
+
+import typer
+from rich.console import Console
+
+from umsn_cli.errors import UmsnError
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+#: Messages, warnings and progress go to stderr so that stdout stays parseable.
+err_console = Console(stderr=True, highlight=False, soft_wrap=True)
+#: Results a user may pipe elsewhere (tables, paths) go to stdout.
+out_console = Console(highlight=False, soft_wrap=True)
+
+
+class _State:
+    debug: bool = False
+
+
+state = _State()
+
+
+def warn(message: str) -> None:
+    """Print a one-line warning on stderr."""
+    err_console.print(f"[yellow]warning:[/] {message}", markup=True)
+
+
+def fail(message: str, code: int = 1) -> typer.Exit:
+    """Print a one-line error and return the ``typer.Exit`` to raise."""
+    err_console.print(f"[red]error:[/] {message}")
+    return typer.Exit(code)
+
+
+def reports_errors(func: Callable[P, R]) -> Callable[P, R]:
+    """Decorate a command so library errors exit cleanly with their own code."""
+
+    @functools.wraps(func)
+    def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
+        try:
+            return func(*args, **kwargs)
+        except UmsnError as exc:
+            if state.debug:
+                err_console.print_exception()
+            raise fail(str(exc), exc.exit_code) from exc
+        except KeyboardInterrupt:
+            raise fail("interrupted", 130) from None
+
+    return wrapper

@@ -1,0 +1,178 @@
+"""``umsn weights``: list, fetch, verify, locate and import model weights.
+
+Tables and paths go to stdout (so ``$(umsn weights path ID)`` works); messages,
+warnings and download progress go to stderr. Only ``fetch`` may use the network.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import typer
+from rich.table import Table
+
+from umsn_cli.cli._common import err_console, out_console, reports_errors, warn
+from umsn_cli.errors import OfflineError, WeightsError
+from umsn_cli.weights import store
+from umsn_cli.weights.checkpoint import sha256_file
+from umsn_cli.weights.manifest import WeightsEntry, load_manifest
+
+app = typer.Typer(
+    help="List, download, verify and import model weights.",
+    no_args_is_help=True,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+
+_OFFLINE = typer.Option(False, "--offline", help="Never use the network (same as UMSN_OFFLINE=1).")
+
+
+class _WarnHandler(logging.Handler):
+    """Show the library's warnings (e.g. a damaged cached file) as CLI warnings."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        warn(record.getMessage())
+
+
+_handler = _WarnHandler(logging.WARNING)
+_library_log = logging.getLogger("umsn_cli.weights")
+if not any(isinstance(h, _WarnHandler) for h in _library_log.handlers):
+    _library_log.addHandler(_handler)
+
+
+@app.command("list")
+@reports_errors
+def list_weights() -> None:
+    """Show every known weights file and where it would come from."""
+    entries = list(load_manifest())
+    imported = store.list_imported()
+    if not entries and not imported:
+        err_console.print(
+            "no weights are published yet and none are imported; import a checkpoint "
+            "with `umsn weights import FILE`"
+        )
+        return
+    rows = [
+        (
+            entry.id + (" (default)" if entry.default else ""),
+            entry.task,
+            entry.config,
+            _human(entry.size, "B"),
+            _human(entry.num_params, ""),
+            store.location(entry),
+        )
+        for entry in entries
+    ] + [
+        (r.id, "-", r.config, _human(r.size, "B"), _human(r.num_params, ""), "imported")
+        for r in imported
+    ]
+    table = Table(box=None, header_style="bold", pad_edge=False)
+    # Ids are what users copy into --model: never wrap or shorten them.
+    table.add_column("ID", no_wrap=True, min_width=max(len(row[0]) for row in rows))
+    table.add_column("TASK")
+    for name in ("CONFIG", "SIZE", "PARAMS", "WHERE"):
+        justify = "right" if name in ("SIZE", "PARAMS") else "left"
+        table.add_column(name, no_wrap=True, justify=justify)
+    for row in rows:
+        table.add_row(*row)
+    out_console.print(table)
+
+
+@app.command("fetch")
+@reports_errors
+def fetch(
+    ref: str = typer.Argument(
+        ..., metavar="ID", help="Weights id, config name, imported id or checkpoint file."
+    ),
+    offline: bool = _OFFLINE,
+) -> None:
+    """Download weights into the cache (if not there yet) and print their path."""
+    path, _ = store.resolve_model_ref(ref, offline=offline)
+    out_console.print(str(path))
+
+
+@app.command("path")
+@reports_errors
+def show_path(
+    ref: str = typer.Argument(..., metavar="ID", help="Weights id, config name or imported id."),
+) -> None:
+    """Print the local path of weights that are cached, bundled or imported."""
+    try:
+        local, _ = store.resolve_model_ref(ref, offline=True, progress=False)
+    except OfflineError:
+        raise WeightsError(
+            f"weights {ref} are not downloaded; run `umsn weights fetch {ref}`"
+        ) from None
+    out_console.print(str(local))
+
+
+@app.command("verify")
+@reports_errors
+def verify(
+    ref: str | None = typer.Argument(
+        None, metavar="[ID]", help="Only this weights id, config name or imported id."
+    ),
+) -> None:
+    """Re-hash the local weights files; exit 1 if any is damaged."""
+    checks = _local_files(ref)
+    if not checks:
+        if ref is not None:
+            raise WeightsError(
+                f"weights {ref} are not downloaded, so there is nothing to verify; run "
+                f"`umsn weights fetch {ref}`"
+            )
+        err_console.print("nothing to verify: no weights are cached, bundled or imported")
+        return
+    bad = 0
+    for ident, file, sha256, size in checks:
+        ok = file.stat().st_size == size and sha256_file(file) == sha256
+        bad += not ok
+        status = "[green]OK[/]" if ok else "[red]BAD[/]"
+        out_console.print(f"{status}  {ident}  {file}", markup=True)
+    if bad:
+        raise WeightsError(
+            f"{bad} of {len(checks)} weights files are damaged; run `umsn weights fetch ID` "
+            "to replace downloaded ones, or import imported ones again"
+        )
+
+
+@app.command("import")
+@reports_errors
+def import_(
+    file: Path = typer.Argument(..., metavar="FILE", help="A checkpoint saved by umsn."),
+) -> None:
+    """Check a checkpoint and copy it into the cache, so --model can name it by id."""
+    record = store.import_checkpoint(file)
+    out_console.print(record.id)
+    err_console.print(
+        f"imported {file} ({record.config}, {_human(record.num_params, '')} parameters); "
+        f"use it with --model {record.id}"
+    )
+
+
+def _local_files(ref: str | None) -> list[tuple[str, Path, str, int]]:
+    """(id, file, expected sha256, expected size) for each local file to verify."""
+    if ref is not None and ref.startswith(store.IMPORTED_PREFIX):
+        record = store.get_imported(ref)
+        return [(record.id, record.path, record.sha256, record.size)]
+    manifest = load_manifest()
+    entries: list[WeightsEntry] = [manifest.get(ref)] if ref is not None else list(manifest)
+    checks = []
+    for entry in entries:
+        for file in (store.cached_path(entry), store.bundled_path(entry)):
+            if file is not None and file.is_file():
+                checks.append((entry.id, file, entry.sha256, entry.size))
+    if ref is None:
+        checks += [(r.id, r.path, r.sha256, r.size) for r in store.list_imported()]
+    return checks
+
+
+def _human(value: int, unit: str) -> str:
+    """1234567 → "1.2 M" (decimal prefixes, as download tools show sizes)."""
+    scaled, prefix = float(value), ""
+    for bigger in ("k", "M", "G"):
+        if scaled < 1000:
+            break
+        scaled, prefix = scaled / 1000, bigger
+    text = f"{scaled:.1f}" if prefix else str(value)
+    return f"{text} {prefix}{unit}".rstrip()

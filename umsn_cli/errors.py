@@ -1,0 +1,49 @@
+"""Typed errors raised by the library.
+
+Every error a user can cause is a subclass of :class:`UmsnError`. Its message is a
+single line that says what went wrong *and what to do about it*; the CLI prints it
+as is and exits with :attr:`UmsnError.exit_code`, showing a traceback only with
+``--debug``. Library callers can catch the specific subclasses.
+"""
+
+from __future__ import annotations
+
+
+class UmsnError(Exception):
+    """Base class: a one-line, actionable message and a process exit code."""
+
+    exit_code: int = 1
+
+
+class UsageError(UmsnError):
+    """The command line or API call asked for something impossible (exit 2)."""
+
+    exit_code = 2
+
+
+class ImageError(UmsnError):
+    """An input image cannot be read, or an output cannot be written."""
+
+
+class ManifestError(UmsnError):
+    """The weights manifest is malformed, or names an entry that does not exist."""
+
+
+class WeightsError(UmsnError):
+    """Weights cannot be found, fetched, verified or loaded."""
+
+
+class HashMismatchError(WeightsError):
+    """A weights file does not have the size or sha256 its manifest entry records."""
+
+
+class DownloadError(WeightsError):
+    """A download failed after its retries (network error, HTTP error, stall)."""
+
+
+class OfflineError(WeightsError):
+    """Weights are needed from the network but offline mode forbids opening a socket."""
+
+
+class BackendUnavailableError(UmsnError):
+    """An inference backend was asked for by name but cannot run on this machine."""

@@ -1,0 +1,43 @@
+"""The confidence network CN (spec §6), used only in training.
+
+For each class i it looks at the masked output and the masked sharp target and says
+how confident the reconstruction of that class is: C_i in (0, 1). The loss weights
+each class's L1 term by C_i and adds −λ log C_i, so the generator is pushed hardest
+where it is already close, and CN cannot cheat by answering 0. It needs the sharp
+target, so it never runs at inference.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from umsn_cli.nn.blocks import Stage, conv
+from umsn_cli.nn.snet import NUM_CLASSES
+
+
+class ConfidenceNet(nn.Module):
+    def __init__(self, width: int) -> None:
+        super().__init__()
+        norm = "instance"
+        self.stem = conv(6, width, 3)
+        self.down = nn.Sequential(
+            Stage(width, width, width, norm, resample="down"),
+            Stage(width, width, 2 * width, norm, resample="down"),
+            Stage(2 * width, width, 2 * width, norm, resample="down"),
+        )
+        self.pool = nn.AdaptiveAvgPool2d(1)
+        self.score = conv(2 * width, 1, 1)
+
+    def forward(
+        self, output: torch.Tensor, target: torch.Tensor, masks: torch.Tensor
+    ) -> torch.Tensor:
+        """Confidences N×4 for ``output`` vs ``target`` (N×3×H×W) under ``masks`` (N×4×H×W)."""
+        n = output.shape[0]
+        m = masks.transpose(0, 1).reshape(NUM_CLASSES * n, 1, *masks.shape[-2:])
+        pairs = torch.cat(
+            [output.repeat(NUM_CLASSES, 1, 1, 1), target.repeat(NUM_CLASSES, 1, 1, 1)], 1
+        )
+        f = self.down(self.stem(pairs * m))
+        c = torch.sigmoid(self.score(torch.sigmoid(self.pool(f))))
+        return c.view(NUM_CLASSES, n).transpose(0, 1)

@@ -1,0 +1,188 @@
+"""The umsn checkpoint format: weights plus the config that rebuilds their network.
+
+A checkpoint is a ``torch.save``-d dict::
+
+    {"format": "umsn-weights", "format_version": 1,
+     "config": ModelConfig.to_dict(), "state_dict": {...tensors...}, "meta": {...}}
+
+It holds only tensors and plain containers, so it loads with
+``torch.load(weights_only=True)``: opening a checkpoint can never run code, even when
+it came from a stranger. Because the config travels inside, a checkpoint always
+rebuilds exactly the network it was trained as.
+
+torch is imported inside the functions that need it, so that :func:`sha256_file` (used
+by the cache and the download code) stays cheap to import.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import pickle
+import re
+import tempfile
+import warnings
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from umsn_cli.errors import WeightsError
+
+if TYPE_CHECKING:
+    from umsn_cli.nn import UMSN
+
+FORMAT = "umsn-weights"
+FORMAT_VERSION = 1
+
+_KEYS = {"format", "format_version", "config", "state_dict", "meta"}
+_CHUNK = 1 << 20
+
+
+def sha256_file(path: str | os.PathLike[str]) -> str:
+    """Hex sha256 of a file, read in 1 MiB chunks so large files never sit in memory."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        while chunk := f.read(_CHUNK):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def _current_umask() -> int:
+    mask = os.umask(0o022)  # the only portable way to read it is to set it
+    os.umask(mask)
+    return mask
+
+
+# The mode an ordinary open() would give a new file; mkstemp's 0o600 is meant for
+# private scratch files, not for a cache other users or tools may read.
+_NEW_FILE_MODE = 0o666 & ~_current_umask()
+
+
+def replace_into(tmp: str | os.PathLike[str], target: str | os.PathLike[str]) -> None:
+    """Atomically move a finished temp file onto ``target``, with normal permissions."""
+    os.chmod(tmp, _NEW_FILE_MODE)
+    os.replace(tmp, target)
+
+
+def save_checkpoint(
+    path: str | os.PathLike[str], model: UMSN, meta: dict[str, Any] | None = None
+) -> Path:
+    """Write ``model`` as a checkpoint; a crash never leaves a half-written file.
+
+    The data goes to a temp file beside ``path`` and is renamed over it with
+    ``os.replace``, which is atomic on one file system: readers see the old file or
+    the new one, never a mix.
+    """
+    import torch
+
+    path = Path(path)
+    data = {
+        "format": FORMAT,
+        "format_version": FORMAT_VERSION,
+        "config": model.config.to_dict(),
+        # Detached CPU copies, so a model trained on a GPU loads anywhere.
+        "state_dict": {k: v.detach().cpu() for k, v in model.state_dict().items()},
+        "meta": dict(meta or {}),
+    }
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            torch.save(data, f)
+            f.flush()
+            os.fsync(f.fileno())
+        replace_into(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path
+
+
+def load_checkpoint(path: str | os.PathLike[str]) -> tuple[UMSN, dict[str, Any]]:
+    """Rebuild the model a checkpoint describes, in eval mode on the CPU, and its meta.
+
+    Only ``torch.load(..., weights_only=True)`` touches the file. Anything that is not
+    a well-formed umsn checkpoint raises :class:`WeightsError` with one line saying why.
+    """
+    from umsn_cli.nn import build_model
+    from umsn_cli.nn.config import ModelConfig
+
+    path = Path(path)
+    data = _read(path)
+    if not isinstance(data, dict) or data.get("format") != FORMAT:
+        raise WeightsError(
+            f"{path} is a torch file but not a umsn checkpoint (no 'format': {FORMAT!r}); "
+            "save models with umsn_cli.weights.save_checkpoint"
+        )
+    if data.get("format_version") != FORMAT_VERSION:
+        raise WeightsError(
+            f"{path} has checkpoint format_version {data.get('format_version')!r}, but this "
+            f"umsn reads {FORMAT_VERSION}; upgrade umsn or re-save the checkpoint"
+        )
+    if set(data) != _KEYS:
+        extra, missing = sorted(set(data) - _KEYS), sorted(_KEYS - set(data))
+        raise WeightsError(
+            f"{path} is a damaged umsn checkpoint (unexpected keys {extra}, missing {missing}); "
+            "re-save it with save_checkpoint"
+        )
+    state_dict, meta = data["state_dict"], data["meta"]
+    if not isinstance(state_dict, dict) or not isinstance(meta, dict):
+        raise WeightsError(
+            f"{path}: 'state_dict' and 'meta' must be dicts; re-save it with save_checkpoint"
+        )
+    try:
+        config = ModelConfig.from_dict(data["config"])
+        model = build_model(config)
+    except (TypeError, ValueError) as exc:
+        raise WeightsError(
+            f"{path} has an invalid model config ({_one_line(exc)}); it was written by an "
+            "incompatible umsn, re-save it with this version"
+        ) from exc
+    try:
+        model.load_state_dict(state_dict, strict=True)
+    except (RuntimeError, TypeError, AttributeError) as exc:
+        raise WeightsError(
+            f"{path}: the weights do not fit config {config.name!r} ({_one_line(exc)}); "
+            "the file is damaged or was edited, re-export it"
+        ) from exc
+    return model.eval(), meta
+
+
+def _read(path: Path) -> Any:
+    """``torch.load`` in safe mode, with every failure turned into one actionable line."""
+    import torch
+
+    try:
+        with warnings.catch_warnings():
+            # Legacy (non-zip) pickles trigger a protocol notice that is noise to a user.
+            warnings.filterwarnings("ignore", message="Detected pickle protocol")
+            return torch.load(path, map_location="cpu", weights_only=True)
+    except FileNotFoundError as exc:
+        raise WeightsError(f"checkpoint {path} does not exist; check the path") from exc
+    except OSError as exc:
+        raise WeightsError(
+            f"cannot read checkpoint {path} ({exc.strerror or exc}); check the path"
+        ) from exc
+    except pickle.UnpicklingError as exc:
+        # Safe loading refuses any global it does not know: name it, it shows the intent.
+        refused = re.search(r"Unsupported global: GLOBAL (\S+)", str(exc))
+        if refused:
+            raise WeightsError(
+                f"{path} is not a umsn checkpoint: it holds pickled Python objects "
+                f"({refused[1]}) that safe loading refuses to run; do not load it otherwise"
+            ) from exc
+        raise _corrupt(path) from exc
+    except Exception as exc:
+        # torch reports a damaged file as RuntimeError, KeyError, EOFError, ... by format.
+        raise _corrupt(path) from exc
+
+
+def _corrupt(path: Path) -> WeightsError:
+    return WeightsError(
+        f"{path} is not a umsn checkpoint, or it is corrupt or truncated; "
+        "download or export it again"
+    )
+
+
+def _one_line(exc: BaseException) -> str:
+    text = " ".join(str(exc).split())
+    return text if len(text) <= 160 else text[:157] + "..."
