@@ -79,4 +79,3 @@ class Backend(ABC):
     @property
     def info(self) -> BackendInfo:
         return BackendInfo(self.name, str(self.device), str(self.dtype).removeprefix("torch."))
-

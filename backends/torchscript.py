@@ -75,7 +75,9 @@ class TorchScriptBackend(EagerBackend):
         path = self.cache_path
         if path.is_file():
             try:
-                return torch.jit.load(str(path), map_location=self.device)
+                with warnings.catch_warnings():
+                    warnings.simplefilter("ignore", DeprecationWarning)
+                    return torch.jit.load(str(path), map_location=self.device)
             except (RuntimeError, OSError, ValueError):
                 path.unlink(missing_ok=True)  # stale or corrupt: compile afresh
         compiled = self._compile()
@@ -100,7 +102,9 @@ def _save_atomically(module: torch.jit.ScriptModule, path: Path) -> None:
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     os.close(fd)
     try:
-        torch.jit.save(module, tmp)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", DeprecationWarning)
+            torch.jit.save(module, tmp)
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)

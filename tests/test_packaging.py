@@ -1,0 +1,60 @@
+"""The wheel: what it installs, and what it must not."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+import zipfile
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+_SKIP = shutil.ignore_patterns(
+    ".git", ".venv*", "build", "dist", "*.egg-info", "__pycache__", ".pytest_cache",
+    ".ruff_cache", "runs", "data",
+)
+
+
+@pytest.fixture(scope="module")
+def wheel(tmp_path_factory: pytest.TempPathFactory) -> zipfile.ZipFile:
+    """Build a wheel with ``python -m build`` from a clean copy of the source tree."""
+    pytest.importorskip("build")
+    work = tmp_path_factory.mktemp("wheel")
+    source = work / "src"
+    shutil.copytree(ROOT, source, symlinks=True, ignore=_SKIP)
+    subprocess.run(
+        [sys.executable, "-m", "build", "--wheel", "--no-isolation", "--outdir", str(work)],
+        cwd=source, check=True, capture_output=True,
+    )
+    (built,) = work.glob("umsn-*.whl")
+    return zipfile.ZipFile(built)
+
+
+def test_wheel_carries_the_weights_manifest(wheel: zipfile.ZipFile):
+    packaged = json.loads(wheel.read("umsn_cli/weights_manifest.json"))
+    assert packaged == json.loads((ROOT / "weights_manifest.json").read_text())
+
+
+def test_backends_are_installed_inside_the_package(wheel: zipfile.ZipFile):
+    names = wheel.namelist()
+    assert "umsn_cli/backends/__init__.py" in names
+    assert "umsn_cli/backends/cpu.py" in names
+    top_level = {name.split("/")[0] for name in names}
+    assert top_level == {"umsn_cli", next(n for n in top_level if n.endswith(".dist-info"))}
+
+
+def test_wheel_declares_the_console_script_and_backend_plugins(wheel: zipfile.ZipFile):
+    info = next(n for n in wheel.namelist() if n.endswith(".dist-info/entry_points.txt"))
+    text = wheel.read(info).decode()
+    assert "umsn = umsn_cli.cli:main" in text
+    for name in ("cpu", "torchscript", "cuda"):
+        assert f"{name} = umsn_cli.backends." in text
+
+
+def test_wheel_holds_no_data_or_tests(wheel: zipfile.ZipFile):
+    for name in wheel.namelist():
+        assert not name.startswith("tests/")
+        assert not name.lower().endswith((".jpg", ".jpeg"))
