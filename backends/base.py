@@ -8,6 +8,7 @@ from typing import ClassVar
 
 import torch
 
+from umsn_cli.errors import UsageError
 from umsn_cli.nn import UMSN
 
 #: Precisions a user can ask for; "auto" lets the backend pick what is fastest at
@@ -49,7 +50,7 @@ class Backend(ABC):
     ) -> None:
         """``weights_key`` identifies the weights (their sha256) for compiled caches."""
         if precision not in PRECISIONS:
-            raise ValueError(f"precision must be one of {PRECISIONS}, got {precision!r}")
+            raise UsageError(f"unknown precision {precision!r}; choose one of {PRECISIONS}")
         self.model = model.eval()
         self.weights_key = weights_key
         self.device = torch.device(device or self.default_device())

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from importlib.metadata import entry_points
 
-from umsn_cli.backends.base import Backend
+import torch
+
+from umsn_cli.backends.base import PRECISIONS, Backend
 from umsn_cli.errors import BackendUnavailableError, UsageError
 from umsn_cli.nn import UMSN
 
@@ -31,11 +33,13 @@ def discover_backends() -> dict[str, type[Backend]]:
     return dict(sorted(found.items()))
 
 
-def choose_backend(name: str, device: str | None = None) -> type[Backend]:
-    """The backend class for ``name``; "auto" is the available one of highest priority.
+def choose_backend(name: str, device: str | None = None, precision: str = "auto") -> type[Backend]:
+    r"""The backend class for ``name``; "auto" is the available one of highest priority.
 
     A backend asked for by name that cannot run is an error, never a silent fallback.
+    Malformed settings are :class:`UsageError`\ s rather than errors from inside torch.
     """
+    check_settings(device, precision)
     backends = discover_backends()
     if name == "auto":
         usable = [c for c in backends.values() if c.unavailable_reason(device) is None]
@@ -59,6 +63,18 @@ def choose_backend(name: str, device: str | None = None) -> type[Backend]:
     return cls
 
 
+def check_settings(device: str | None, precision: str) -> None:
+    if precision not in PRECISIONS:
+        raise UsageError(f"unknown precision {precision!r}; choose one of: {', '.join(PRECISIONS)}")
+    if device is not None:
+        try:
+            torch.device(device)
+        except (RuntimeError, TypeError, ValueError) as exc:
+            raise UsageError(
+                f"{device!r} is not a torch device; give e.g. cpu, cuda or cuda:0"
+            ) from exc
+
+
 def create_backend(
     name: str,
     model: UMSN,
@@ -67,7 +83,7 @@ def create_backend(
     device: str | None = None,
     precision: str = "auto",
 ) -> Backend:
-    cls = choose_backend(name, device)
+    cls = choose_backend(name, device, precision)
     return cls(model, weights_key=weights_key, device=device, precision=precision)
 
 

@@ -49,7 +49,8 @@ def test_builtin_backends_are_registered_as_entry_points():
 @pytest.fixture
 def fake_plugin(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """Install a third-party backend the way pip would: a module and a dist-info entry point."""
-    (tmp_path / "umsn_fake_plugin.py").write_text(textwrap.dedent('''
+    (tmp_path / "umsn_fake_plugin.py").write_text(
+        textwrap.dedent("""
         import torch
         from umsn_cli.backends import Backend
 
@@ -66,7 +67,8 @@ def fake_plugin(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 
             def segment(self, images):
                 return torch.full((images.shape[0], 4, *images.shape[2:]), 0.25)
-    '''))
+    """)
+    )
     (tmp_path / "umsn_broken_plugin.py").write_text("raise ImportError('missing dependency')\n")
     info = tmp_path / "umsn_fake_plugin-1.0.dist-info"
     info.mkdir()
@@ -85,6 +87,7 @@ def test_a_third_party_backend_is_discovered_and_used(fake_plugin, lite_model, f
     backend = create_backend("fake", lite_model, weights_key=WEIGHTS_KEY)
     restored, masks = backend.deblur(faces)
     torch.testing.assert_close(restored, faces)
+    assert masks.shape == (2, 4, 128, 128)
     assert backend.info.name == "fake" and backend.info.device == "cpu"
     # auto picks the available backend with the highest priority: the plugin here.
     assert choose_backend("auto") is backends["fake"]
@@ -101,13 +104,13 @@ def test_a_broken_plugin_is_unavailable_not_fatal(fake_plugin):
 
 
 def test_unknown_backend_is_a_usage_error():
-    with pytest.raises(UsageError, match="unknown backend 'nope'.*cpu"):
+    with pytest.raises(UsageError, match=r"unknown backend 'nope'.*cpu"):
         choose_backend("nope")
 
 
 def test_unavailable_backend_is_an_error_not_a_fallback(monkeypatch):
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
-    with pytest.raises(BackendUnavailableError, match="'cuda' cannot run here.*GPU"):
+    with pytest.raises(BackendUnavailableError, match=r"'cuda' cannot run here.*GPU"):
         choose_backend("cuda")
     with pytest.raises(BackendUnavailableError, match="'cpu' cannot run here"):
         choose_backend("cpu", device="cuda:0")

@@ -13,8 +13,16 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 _SKIP = shutil.ignore_patterns(
-    ".git", ".venv*", "build", "dist", "*.egg-info", "__pycache__", ".pytest_cache",
-    ".ruff_cache", "runs", "data",
+    ".git",
+    ".venv*",
+    "build",
+    "dist",
+    "*.egg-info",
+    "__pycache__",
+    ".pytest_cache",
+    ".ruff_cache",
+    "runs",
+    "data",
 )
 
 
@@ -27,7 +35,9 @@ def wheel(tmp_path_factory: pytest.TempPathFactory) -> zipfile.ZipFile:
     shutil.copytree(ROOT, source, symlinks=True, ignore=_SKIP)
     subprocess.run(
         [sys.executable, "-m", "build", "--wheel", "--no-isolation", "--outdir", str(work)],
-        cwd=source, check=True, capture_output=True,
+        cwd=source,
+        check=True,
+        capture_output=True,
     )
     (built,) = work.glob("umsn-*.whl")
     return zipfile.ZipFile(built)

@@ -34,7 +34,7 @@ def motion_kernel(length: int = 11, angle_degrees: float = 30.0) -> np.ndarray:
     angle = np.deg2rad(angle_degrees)
     for t in np.linspace(-(length - 1) / 2, (length - 1) / 2, 4 * length):
         x, y = centre + t * np.cos(angle), centre - t * np.sin(angle)
-        kernel[int(round(y)), int(round(x))] += 1.0
+        kernel[round(y), round(x)] += 1.0
     return kernel / kernel.sum()
 
 

@@ -222,14 +222,14 @@ def write_image(path: Path, rgb: np.ndarray, like: LoadedImage, *, overwrite: bo
     if icc is None or icc[16:20] != _ICC_SPACE[mode]:  # a profile for another space is invalid
         icc = None
     if bit_depth == 16 and fmt == "PNG":
-        _atomic_write(path, lambda fh: _write_png16(fh, pixels, icc), overwrite=overwrite)
+        atomic_write(path, lambda fh: _write_png16(fh, pixels, icc), overwrite=overwrite)
     elif bit_depth == 16:
-        _atomic_write(path, lambda fh: _write_tiff16(fh, pixels, icc), overwrite=overwrite)
+        atomic_write(path, lambda fh: _write_tiff16(fh, pixels, icc), overwrite=overwrite)
     else:
         image = Image.fromarray(pixels)
         if cmyk:
             image = image.convert("CMYK")
-        _atomic_write(path, lambda fh: _save_pillow(fh, image, fmt, icc), overwrite=overwrite)
+        atomic_write(path, lambda fh: _save_pillow(fh, image, fmt, icc), overwrite=overwrite)
 
 
 def save_label_png(path: Path, labels: np.ndarray, *, overwrite: bool = False) -> None:
@@ -243,7 +243,7 @@ def save_label_png(path: Path, labels: np.ndarray, *, overwrite: bool = False) -
     if path.suffix.lower() != ".png":
         raise UsageError(f"{path}: label maps are written as PNG; give the file a .png suffix")
     image = Image.fromarray(labels)
-    _atomic_write(path, lambda fh: _save_pillow(fh, image, "PNG", None), overwrite=overwrite)
+    atomic_write(path, lambda fh: _save_pillow(fh, image, "PNG", None), overwrite=overwrite)
 
 
 def save_rgb8(path: Path, pixels: np.ndarray, *, overwrite: bool = False) -> None:
@@ -254,7 +254,7 @@ def save_rgb8(path: Path, pixels: np.ndarray, *, overwrite: bool = False) -> Non
         raise UsageError(f"{path}: expected a uint8 H×W×3 array, got {pixels.dtype} {pixels.shape}")
     fmt = _format_for(path)
     image = Image.fromarray(pixels)
-    _atomic_write(path, lambda fh: _save_pillow(fh, image, fmt, None), overwrite=overwrite)
+    atomic_write(path, lambda fh: _save_pillow(fh, image, fmt, None), overwrite=overwrite)
 
 
 # --- reading -------------------------------------------------------------------------------
@@ -515,7 +515,7 @@ def _write_tiff16(fh: BinaryIO, pixels: np.ndarray, icc: bytes | None) -> None:
     fh.write(buffer.getvalue())
 
 
-def _atomic_write(path: Path, encode: Callable[[BinaryIO], None], *, overwrite: bool) -> None:
+def atomic_write(path: Path, encode: Callable[[BinaryIO], None], *, overwrite: bool) -> None:
     """Encode into a temporary file beside ``path``, then rename it into place, so a crash, a
     full disk or an encoder error never leaves a half-written image (or a clobbered one)."""
     if path.is_dir():

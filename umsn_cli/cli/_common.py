@@ -13,6 +13,7 @@ from typing import ParamSpec, TypeVar
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 from umsn_cli.errors import UmsnError
 
@@ -34,12 +35,12 @@ state = _State()
 
 def warn(message: str) -> None:
     """Print a one-line warning on stderr."""
-    err_console.print(f"[yellow]warning:[/] {message}", markup=True)
+    err_console.print(f"[yellow]warning:[/] {escape(message)}")
 
 
 def fail(message: str, code: int = 1) -> typer.Exit:
     """Print a one-line error and return the ``typer.Exit`` to raise."""
-    err_console.print(f"[red]error:[/] {message}")
+    err_console.print(f"[red]error:[/] {escape(message)}")
     return typer.Exit(code)
 
 

@@ -114,10 +114,10 @@ class Manifest:
                     return entry
             if not candidates:
                 raise ManifestError(
-                    f"no weights for {ref!r} are installed, and none are published yet; "
-                    "train them with the upcoming `umsn train`, or pass a checkpoint with "
-                    "--model FILE (or import it once with `umsn weights import FILE` and "
-                    "use the id it prints)"
+                    f"no weights for {ref!r} are installed, and none are published yet "
+                    "(they come with the next release); pass a UMSN checkpoint with "
+                    "--model FILE, or import it once with `umsn weights import FILE` and "
+                    "use the id it prints"
                 )
             ids = ", ".join(e.id for e in candidates)
             raise ManifestError(

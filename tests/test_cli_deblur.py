@@ -1,0 +1,406 @@
+"""``umsn deblur`` end to end with a tiny random model: inputs, outputs, failures, flags."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import numpy as np
+import png
+import pytest
+import torch
+from PIL import Image
+from skimage import data
+from typer.testing import CliRunner
+
+from umsn_cli.cli import app
+from umsn_cli.weights import store
+from umsn_cli.weights.manifest import Manifest
+
+INFO_LINE = re.compile(r"using backend=(\w+) device=(\S+) dtype=(\w+)")
+
+
+def face(size: int | tuple[int, int] = 128, mode: str = "RGB") -> Image.Image:
+    """The astronaut's face, cropped like an aligned face and resized to ``size``."""
+    width, height = (size, size) if isinstance(size, int) else size
+    crop = Image.fromarray(data.astronaut()[20:236, 156:372])
+    return crop.resize((width, height), Image.Resampling.LANCZOS).convert(mode)
+
+
+def save(image: Image.Image, path: Path, **options) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    image.save(path, **options)
+    return path
+
+
+def run(*args: str | Path):
+    return CliRunner().invoke(app, [str(a) for a in args])
+
+
+def deblur(model: Path, *args: str | Path, backend: str = "cpu"):
+    return run("deblur", *args, "--model", model, "--backend", backend)
+
+
+def files(folder: Path) -> list[str]:
+    """Every file below ``folder``, as sorted relative POSIX paths."""
+    return sorted(p.relative_to(folder).as_posix() for p in folder.rglob("*") if p.is_file())
+
+
+def leftovers(folder: Path) -> list[Path]:
+    """Hidden or temporary files an interrupted or failed write could leave behind."""
+    return [p for p in folder.rglob("*") if p.name.startswith(".") or ".tmp" in p.name]
+
+
+def pixels(path: Path) -> np.ndarray:
+    with Image.open(path) as image:
+        return np.asarray(image)
+
+
+def assert_clean_error(result, code: int | None = None) -> str:
+    """One ``error:`` line on stderr, no traceback; returns the message."""
+    if code is None:
+        assert result.exit_code != 0, result.output
+    else:
+        assert result.exit_code == code, result.output
+    assert "Traceback" not in result.output
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    errors = [line for line in lines if line.startswith("error: ")]
+    assert len(errors) == 1, result.stderr
+    return errors[0]
+
+
+# --- which inputs, which outputs --------------------------------------------------------------
+
+
+def test_files_glob_and_directory_keep_stems_and_formats(tmp_path, tiny_checkpoint):
+    src = tmp_path / "in"
+    save(face(128), src / "a.png")
+    save(face(256), src / "b.jpeg", quality=95)
+    save(face(128).convert("P"), src / "c.gif")
+    (src / "notes.txt").write_text("not an image")  # a directory walk ignores it
+
+    result = deblur(tiny_checkpoint, src / "a.png", src / "b.jpeg", "-o", tmp_path / "files")
+    assert result.exit_code == 0, result.output
+    assert files(tmp_path / "files") == ["a.png", "b.jpeg"]
+    assert "2 done, 0 failed" in result.stderr
+
+    result = deblur(tiny_checkpoint, str(src / "*.png"), "-o", tmp_path / "glob")
+    assert result.exit_code == 0, result.output
+    assert files(tmp_path / "glob") == ["a.png"]
+
+    result = deblur(tiny_checkpoint, src, "-o", tmp_path / "dir")
+    assert result.exit_code == 0, result.output
+    # The default type is the input's (spelled as the input spelled it); GIF becomes PNG.
+    assert files(tmp_path / "dir") == ["a.png", "b.jpeg", "c.png"]
+    with Image.open(tmp_path / "dir" / "b.jpeg") as jpeg, Image.open(tmp_path / "dir/c.png") as c:
+        assert jpeg.format == "JPEG" and jpeg.size == (256, 256)
+        assert c.format == "PNG" and c.mode == "RGB"
+    assert not leftovers(tmp_path / "dir")
+
+
+def test_recursive_mirrors_subfolders(tmp_path, tiny_checkpoint):
+    src = tmp_path / "in"
+    save(face(128), src / "top.png")
+    save(face(128), src / "sub" / "mid.png")
+    save(face(96), src / "sub" / "deeper" / "low.jpg")
+    save(face(128), src / ".hidden" / "skip.png")
+
+    flat = deblur(tiny_checkpoint, src, "-o", tmp_path / "flat")
+    assert flat.exit_code == 0, flat.output
+    assert files(tmp_path / "flat") == ["top.png"]
+
+    deep = deblur(tiny_checkpoint, src, "--recursive", "-o", tmp_path / "deep")
+    assert deep.exit_code == 0, deep.output
+    assert files(tmp_path / "deep") == ["sub/deeper/low.jpg", "sub/mid.png", "top.png"]
+    assert pixels(tmp_path / "deep/sub/deeper/low.jpg").shape == (96, 96, 3)
+
+
+def test_suffix_and_ext(tmp_path, tiny_checkpoint):
+    src = save(face(128), tmp_path / "photo.jpg", quality=95)
+    result = deblur(tiny_checkpoint, src, "-o", tmp_path / "out", "--suffix", "_r", "--ext", "PNG")
+    assert result.exit_code == 0, result.output
+    assert files(tmp_path / "out") == ["photo_r.png"]
+    with Image.open(tmp_path / "out" / "photo_r.png") as out:
+        assert out.format == "PNG" and out.size == (128, 128)
+
+
+# --- what the outputs hold ------------------------------------------------------------------
+
+
+def test_outputs_keep_size_grey_alpha_and_16_bits(tmp_path, tiny_checkpoint):
+    src = tmp_path / "in"
+    save(face(256), src / "big.png")
+    save(face(128), src / "small.png")
+    save(face((100, 60)), src / "wide.png")
+    save(face(128, "L"), src / "grey.png")
+    rgba = face(160, "RGBA")
+    alpha = np.tile(np.linspace(0, 255, 160).astype(np.uint8), (160, 1))
+    rgba.putalpha(Image.fromarray(alpha))
+    save(rgba, src / "alpha.png")
+    deep = (np.asarray(face(128)).astype(np.uint16) * 257) ^ np.uint16(0x5A)  # odd low bytes
+    with (src / "deep.png").open("wb") as fh:
+        png.Writer(128, 128, greyscale=False, bitdepth=16).write(fh, deep.reshape(128, -1))
+
+    result = deblur(tiny_checkpoint, src, "-o", tmp_path / "out")
+    assert result.exit_code == 0, result.output
+    out = tmp_path / "out"
+    with Image.open(out / "big.png") as big, Image.open(out / "small.png") as small:
+        assert (big.size, big.mode) == ((256, 256), "RGB")
+        assert (small.size, small.mode) == ((128, 128), "RGB")
+    with Image.open(out / "wide.png") as wide, Image.open(out / "grey.png") as grey:
+        assert (wide.size, grey.size, grey.mode) == ((100, 60), (128, 128), "L")
+    with Image.open(out / "alpha.png") as restored:
+        assert restored.mode == "RGBA" and restored.size == (160, 160)
+        assert np.array_equal(np.asarray(restored)[..., 3], alpha)
+    width, height, rows, info = png.Reader(filename=str(out / "deep.png")).read()
+    restored16 = np.array(list(rows), dtype=np.uint16).reshape(height, width, 3)
+    assert (width, height, info["bitdepth"], info["planes"]) == (128, 128, 16, 3)
+    assert np.any(restored16 % 257 != 0)  # real 16-bit samples, not 8 bits scaled up
+    # The model did change the image (random weights): the 128² output is the model's.
+    assert not np.array_equal(pixels(out / "small.png"), np.asarray(face(128)))
+
+
+def test_side_by_side_and_masks(tmp_path, tiny_checkpoint):
+    src = save(face((200, 160)), tmp_path / "f.png")
+    result = deblur(tiny_checkpoint, src, "-o", tmp_path / "out", "--side-by-side", "--save-masks")
+    assert result.exit_code == 0, result.output
+    out = tmp_path / "out"
+    assert files(out) == ["f.png", "f_compare.png", "f_labels.png", "f_overlay.png"]
+
+    compare = pixels(out / "f_compare.png")
+    assert compare.shape == (160, 2 * 200 + 4, 3)
+    assert np.array_equal(compare[:, :200], np.asarray(face((200, 160))))  # the input, left
+    assert np.all(compare[:, 200:204] == 255)  # a white gap
+    assert np.array_equal(compare[:, 204:], pixels(out / "f.png"))  # the result, right
+
+    with Image.open(out / "f_overlay.png") as ov, Image.open(out / "f_labels.png") as lab:
+        assert (ov.mode, ov.size) == ("RGB", (200, 160))
+        assert (lab.mode, lab.size) == ("L", (200, 160))
+        labels = np.asarray(lab)
+    assert labels.dtype == np.uint8 and labels.max() <= 3
+
+
+# --- never destroying anything ----------------------------------------------------------------
+
+
+def test_existing_outputs_need_overwrite(tmp_path, tiny_checkpoint):
+    src = save(face(128), tmp_path / "a.png")
+    out = tmp_path / "out"
+    sentinel = save(Image.new("RGB", (8, 8), "red"), out / "a.png")
+    before = sentinel.read_bytes()
+
+    refused = deblur(tiny_checkpoint, src, "-o", out)
+    assert refused.exit_code == 1
+    assert "--overwrite" in refused.stderr and "Traceback" not in refused.output
+    assert "0 done, 1 failed" in refused.stderr
+    assert sentinel.read_bytes() == before
+
+    replaced = deblur(tiny_checkpoint, src, "-o", out, "--overwrite")
+    assert replaced.exit_code == 0, replaced.output
+    assert pixels(sentinel).shape == (128, 128, 3)
+    assert files(out) == ["a.png"] and not leftovers(out)
+
+
+def test_inputs_are_never_written(tmp_path, tiny_checkpoint):
+    src = tmp_path / "in"
+    a = save(face(128), src / "a.png")
+    save(face(128).convert("P"), src / "c.gif")
+    before = a.read_bytes()
+
+    result = deblur(tiny_checkpoint, src, "-o", src)
+    assert result.exit_code == 1
+    assert "refusing to write over the input" in result.stderr
+    assert "1 done, 1 failed" in result.stderr
+    assert a.read_bytes() == before
+    assert files(src) == ["a.png", "c.gif", "c.png"]  # the GIF's result is a new file
+
+    # Even with --overwrite the input is kept.
+    again = deblur(tiny_checkpoint, a, "-o", src, "--overwrite")
+    assert again.exit_code == 1 and a.read_bytes() == before
+
+
+def test_outputs_of_two_inputs_never_collide(tmp_path, tiny_checkpoint):
+    """a.png's comparison and a_compare.gif's result would both be a_compare.png."""
+    src = tmp_path / "in"
+    save(face(128), src / "a.png")
+    save(face(128).convert("P"), src / "a_compare.gif")
+    out = tmp_path / "out"
+    result = deblur(tiny_checkpoint, src, "-o", out, "--side-by-side", "--overwrite")
+    assert result.exit_code == 1
+    assert "already an output of" in result.stderr
+    assert "1 done, 1 failed" in result.stderr
+    assert pixels(out / "a_compare.png").shape == (128, 2 * 128 + 4, 3)  # not replaced
+
+
+def test_bad_files_fail_alone(tmp_path, tiny_checkpoint):
+    src = tmp_path / "in"
+    good = save(face(128), src / "good.png")
+    save(face(144), src / "good2.jpg", quality=90)
+    (src / "cut.png").write_bytes(good.read_bytes()[: len(good.read_bytes()) // 2])
+    (src / "text.jpg").write_text("this is not a JPEG\n")
+    (src / "empty.png").write_bytes(b"")
+    out = tmp_path / "out"
+
+    result = deblur(tiny_checkpoint, src, "-o", out, "--batch-size", "2", "--save-masks")
+    assert result.exit_code == 1
+    assert "Traceback" not in result.output
+    assert re.search(r"deblur: 2 done, 3 failed in ", result.stderr)
+    failed = [line for line in result.stderr.splitlines() if line.startswith("failed:")]
+    assert len(failed) == 3
+    for name in ("cut.png", "text.jpg", "empty.png"):
+        assert sum(name in line for line in failed) == 1
+    assert files(out) == [
+        "good.png",
+        "good2.jpg",
+        "good2_labels.png",
+        "good2_overlay.png",
+        "good_labels.png",
+        "good_overlay.png",
+    ]
+    assert not leftovers(out)
+
+
+def test_names_with_brackets_are_printed_as_they_are(tmp_path, tiny_checkpoint):
+    """Rich would read "[bold]" in a file name as markup and swallow it."""
+    src = tmp_path / "[draft] in"
+    save(face(128), src / "[v2] ok.png")
+    (src / "[bold] bad.png").write_text("not a picture")
+    result = deblur(tiny_checkpoint, src, "-o", tmp_path / "[red] out")
+    assert result.exit_code == 1
+    assert f"failed: {src / '[bold] bad.png'}: not an image file" in result.stderr
+    assert f"→ {tmp_path / '[red] out'}" in result.stderr
+    assert files(tmp_path / "[red] out") == ["[v2] ok.png"]
+
+
+def test_output_must_be_a_folder(tmp_path, tiny_checkpoint):
+    src = save(face(128), tmp_path / "a.png")
+    target = tmp_path / "result.png"
+    target.write_bytes(b"keep")
+    result = deblur(tiny_checkpoint, src, "-o", target)
+    assert "is a file, not a folder" in assert_clean_error(result, 2)
+    assert "using backend" not in result.output and target.read_bytes() == b"keep"
+
+
+def test_inference_errors_fail_the_batch_on_one_line(tmp_path, tiny_checkpoint, monkeypatch):
+    from umsn_cli.api import Restorer
+
+    def out_of_memory(self, images):
+        raise RuntimeError("DefaultCPUAllocator: not enough memory:\nyou tried to allocate")
+
+    monkeypatch.setattr(Restorer, "deblur_batch", out_of_memory)
+    src = tmp_path / "in"
+    save(face(128), src / "a.png")
+    save(face(128), src / "b.png")
+    result = deblur(tiny_checkpoint, src, "-o", tmp_path / "out", "--batch-size", "2")
+    assert result.exit_code == 1 and "Traceback" not in result.output
+    failed = [line for line in result.stderr.splitlines() if line.startswith("failed:")]
+    assert len(failed) == 2
+    assert all("not enough memory: you tried" in f and "--batch-size 1" in f for f in failed)
+    assert "0 done, 2 failed" in result.stderr
+    assert not (tmp_path / "out").exists() or files(tmp_path / "out") == []
+
+
+# --- usage errors, backends, weights -----------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("args", "needle"),
+    [
+        (["--backend", "nope"], "unknown backend 'nope'"),
+        (["--precision", "fp8"], "unknown precision 'fp8'"),
+        (["--device", "gpu0"], "'gpu0' is not a torch device"),
+        (["--ext", "gif"], "--ext gif"),
+        (["--ext", "xyz"], "--ext xyz"),
+        (["--suffix", "a/b"], "path separator"),
+    ],
+)
+def test_usage_errors_exit_2_before_anything_runs(tmp_path, tiny_checkpoint, args, needle):
+    src = save(face(128), tmp_path / "a.png")
+    result = run("deblur", src, "-o", tmp_path / "out", "--model", tiny_checkpoint, *args)
+    assert needle in assert_clean_error(result, 2)
+    assert "using backend" not in result.output  # refused before the model was loaded
+    assert not (tmp_path / "out").exists()
+
+
+def test_cli_usage_errors(tmp_path, tiny_checkpoint):
+    src = save(face(128), tmp_path / "a.png")
+    missing = deblur(tiny_checkpoint, tmp_path / "nope.png", "-o", tmp_path / "out")
+    assert "no such file or directory" in assert_clean_error(missing, 2)
+
+    zero = deblur(tiny_checkpoint, src, "-o", tmp_path / "out", "--batch-size", "0")
+    assert zero.exit_code == 2 and "Traceback" not in zero.output
+
+    no_output = deblur(tiny_checkpoint, src)
+    assert no_output.exit_code == 2
+    assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="a CUDA GPU is present")
+def test_unavailable_backend_is_an_error_not_a_fallback(tmp_path, tiny_checkpoint):
+    src = save(face(128), tmp_path / "a.png")
+    result = deblur(tiny_checkpoint, src, "-o", tmp_path / "out", backend="cuda")
+    message = assert_clean_error(result)
+    assert "'cuda'" in message and "--backend" in message
+    assert "using backend" not in result.output
+    assert not (tmp_path / "out").exists()
+
+
+def test_backend_auto_says_what_it_chose(tmp_path, tiny_checkpoint):
+    src = save(face(128), tmp_path / "a.png")
+    result = deblur(tiny_checkpoint, src, "-o", tmp_path / "out", backend="auto")
+    assert result.exit_code == 0, result.output
+    match = INFO_LINE.search(result.stderr)
+    assert match is not None, result.stderr
+    assert "using backend" not in result.stdout
+    name, device, dtype = match.groups()
+    assert name in {"cpu", "torchscript", "cuda"} and device and dtype
+    assert pixels(tmp_path / "out" / "a.png").shape == (128, 128, 3)
+
+
+def test_torchscript_matches_eager(tmp_path, tiny_checkpoint):
+    src = tmp_path / "in"
+    save(face(128), src / "a.png")
+    save(face(192), src / "b.png")
+    eager = deblur(tiny_checkpoint, src, "-o", tmp_path / "cpu")
+    traced = deblur(tiny_checkpoint, src, "-o", tmp_path / "ts", backend="torchscript")
+    assert eager.exit_code == 0 and traced.exit_code == 0, traced.output
+    assert "using backend=torchscript device=cpu" in traced.stderr
+    for name in ("a.png", "b.png"):
+        a = pixels(tmp_path / "cpu" / name).astype(int)
+        b = pixels(tmp_path / "ts" / name).astype(int)
+        assert np.abs(a - b).max() <= 1
+
+
+def test_batch_size_does_not_change_results(tmp_path, tiny_checkpoint):
+    rng = np.random.default_rng(7)
+    src = tmp_path / "in"
+    for i in range(4):
+        blurred = np.asarray(face(128)).astype(np.int16) + rng.integers(-20, 21, (128, 128, 3))
+        save(Image.fromarray(np.clip(blurred, 0, 255).astype(np.uint8)), src / f"f{i}.png")
+    save(face(160), src / "f4.png")
+
+    one = deblur(tiny_checkpoint, src, "-o", tmp_path / "b1", "--batch-size", "1", "--save-masks")
+    three = deblur(tiny_checkpoint, src, "-o", tmp_path / "b3", "--batch-size", "3", "--save-masks")
+    assert one.exit_code == 0 and three.exit_code == 0, three.output
+    assert files(tmp_path / "b1") == files(tmp_path / "b3")
+    for name in files(tmp_path / "b1"):
+        a = pixels(tmp_path / "b1" / name).astype(int)
+        b = pixels(tmp_path / "b3" / name).astype(int)
+        # oneDNN picks other kernels for other batch sizes: the float results differ by
+        # ~5e-7, which can move a sample across a rounding boundary, never further.
+        assert np.abs(a - b).max() <= 1, name
+        assert np.mean(a != b) < 1e-3, name
+
+
+def test_missing_weights_say_how_to_get_them(tmp_path, monkeypatch):
+    monkeypatch.setattr(store, "load_manifest", lambda: Manifest(()))
+    src = save(face(128), tmp_path / "x.png")
+
+    result = run("deblur", src, "-o", tmp_path / "out")
+    message = assert_clean_error(result)
+    assert "umsn weights import" in message or "--model" in message
+    assert not (tmp_path / "out").exists()
+
+    debug = run("--debug", "deblur", src, "-o", tmp_path / "out")
+    assert debug.exit_code == result.exit_code
+    assert "Traceback" in debug.output

@@ -1,0 +1,101 @@
+"""What ``umsn deblur`` and ``umsn segment`` share: options, model loading, progress, summary."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+from rich.markup import escape
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+from umsn_cli.cli._common import err_console, warn
+
+INPUTS = typer.Argument(
+    ..., help="Image files, folders or quoted glob patterns.", show_default=False
+)
+OUTPUT = typer.Option(..., "-o", "--output", help="Output folder (created if missing).")
+RECURSIVE = typer.Option(False, "--recursive", "-r", help="Walk folders recursively.")
+SUFFIX = typer.Option("", "--suffix", help="Appended to every output name, e.g. _restored.")
+OVERWRITE = typer.Option(False, "--overwrite", help="Replace existing outputs.")
+MODEL = typer.Option(
+    "umsn-lite",
+    "--model",
+    "-m",
+    help="Weights id, config name, imported id or checkpoint file (see `umsn weights list`).",
+)
+BACKEND = typer.Option(
+    "auto",
+    "--backend",
+    "-b",
+    help="Inference backend: auto, cpu, torchscript, cuda or an installed plugin.",
+)
+DEVICE = typer.Option(None, "--device", help="torch device, e.g. cpu or cuda:0.")
+PRECISION = typer.Option("auto", "--precision", help="auto, fp32, bf16 or fp16.")
+BATCH_SIZE = typer.Option(8, "--batch-size", min=1, max=1024, help="Faces per forward pass.")
+OFFLINE = typer.Option(False, "--offline", help="Never use the network (also UMSN_OFFLINE=1).")
+VERBOSE = typer.Option(False, "--verbose", "-v", help="Print every per-file warning.")
+
+
+def run_batch(
+    task: str,
+    inputs: list[str],
+    output: Path,
+    *,
+    recursive: bool,
+    suffix: str,
+    model: str,
+    backend: str,
+    device: str | None,
+    precision: str,
+    offline: bool,
+    verbose: bool,
+    **options,
+) -> None:
+    """Plan, load, run with a progress bar, summarise; exit 1 if any file failed."""
+    from umsn_cli import batch
+    from umsn_cli.api import Restorer
+    from umsn_cli.inputs import plan_jobs
+
+    # Every usage mistake is reported before the (slow) model load.
+    settings = batch.Options(task=task, **options)
+    batch.check_output_folder(output)
+    jobs = plan_jobs(inputs, output, recursive=recursive, suffix=suffix)
+    with err_console.status("loading the model…"):
+        restorer = Restorer.load(
+            model,
+            backend=backend,
+            device=device,
+            precision=precision,
+            offline=offline or None,
+            progress=True,
+        )
+    err_console.print(f"using {restorer.info}")
+    columns = (
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+    )
+    with Progress(*columns, console=err_console, transient=True) as progress:
+        bar = progress.add_task(task, total=len(jobs))
+        report = batch.run(
+            jobs,
+            restorer,
+            settings,
+            on_file=lambda _path: progress.advance(bar),
+        )
+    if verbose or len(jobs) == 1:
+        for source, message in report.warnings:
+            warn(escape(f"{source}: {message}"))  # file names may hold "[...]"
+    elif report.warnings:
+        count = len(report.warnings)
+        warn(f"{count} warning{'s' * (count != 1)} (run with --verbose to see them)")
+    for source, message in report.failed:
+        line = message if str(source) in message else f"{source}: {message}"
+        err_console.print(f"[red]failed:[/] {escape(line)}")
+    err_console.print(
+        f"{task}: {len(report.done)} done, {len(report.failed)} failed in "
+        f"{report.seconds:.1f} s ({report.faces_per_second:.1f} faces/s) → {escape(str(output))}"
+    )
+    if report.failed:
+        raise typer.Exit(1)
