@@ -404,3 +404,42 @@ def test_missing_weights_say_how_to_get_them(tmp_path, monkeypatch):
     debug = run("--debug", "deblur", src, "-o", tmp_path / "out")
     assert debug.exit_code == result.exit_code
     assert "Traceback" in debug.output
+
+
+# --- the built-in example (README quick start) --------------------------------------------------
+
+
+def test_example_is_restored_with_its_comparison(tmp_path, tiny_checkpoint):
+    result = deblur(tiny_checkpoint, "--example", "-o", tmp_path / "out", "--side-by-side")
+    assert result.exit_code == 0, result.output
+    assert files(tmp_path / "out") == ["astronaut_blurred.png", "astronaut_blurred_compare.png"]
+    restored = pixels(tmp_path / "out" / "astronaut_blurred.png")
+    assert restored.shape == (128, 128, 3)
+    compare = pixels(tmp_path / "out" / "astronaut_blurred_compare.png")
+    assert compare.shape == (128, 2 * 128 + 4, 3)
+
+
+def test_example_is_a_blurred_face():
+    from umsn_cli.examples import example_blurry, example_face, motion_kernel
+
+    sharp, blurry = example_face(), example_blurry()
+    assert sharp.shape == blurry.shape == (128, 128, 3)
+    kernel = motion_kernel()
+    assert kernel.min() >= 0 and abs(kernel.sum() - 1) < 1e-6
+    # Blur removes high frequencies: the blurry image has much less gradient energy.
+    energy = lambda im: np.abs(np.diff(im, axis=0)).mean() + np.abs(np.diff(im, axis=1)).mean()  # noqa: E731
+    assert energy(blurry) < 0.7 * energy(sharp)
+    # ... but the same colours (unit-sum kernel, replicated borders: nothing darkens).
+    assert abs(blurry.mean() - sharp.mean()) < 2e-3
+
+
+def test_quick_start_without_weights_fails_clearly(tmp_path, monkeypatch):
+    monkeypatch.setattr(store, "load_manifest", lambda: Manifest(()))
+    result = run("deblur", "--example", "-o", tmp_path / "out", "--side-by-side")
+    message = assert_clean_error(result)
+    assert "umsn weights import" in message and "--model FILE" in message
+
+
+def test_no_inputs_at_all_is_a_usage_error(tmp_path, tiny_checkpoint):
+    result = deblur(tiny_checkpoint, "-o", tmp_path / "out")
+    assert "--example" in assert_clean_error(result, 2)

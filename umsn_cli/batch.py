@@ -17,10 +17,11 @@ from pathlib import Path
 import numpy as np
 
 from umsn_cli.api import Restorer
-from umsn_cli.errors import ImageError, UmsnError, UsageError
+from umsn_cli.errors import ImageError, UmsnError, UsageError, one_line
 from umsn_cli.images import (
     LoadedImage,
     atomic_write,
+    normalise_ext,
     output_suffix,
     read_image,
     save_label_png,
@@ -50,20 +51,7 @@ class Options:
         if self.batch_size < 1:
             raise UsageError(f"--batch-size {self.batch_size}: give 1 or more")
         if self.ext is not None:
-            output_suffix(_ANY_IMAGE, self.ext)  # raises UsageError for an unknown type
-
-
-#: Stands in for a decoded image when only ``--ext`` is checked (an explicit --ext does
-#: not depend on the image).
-_ANY_IMAGE = LoadedImage(
-    path=None,
-    rgb=np.zeros((1, 1, 3), dtype=np.float32),
-    alpha=None,
-    mode="RGB",
-    bit_depth=8,
-    format=None,
-    icc_profile=None,
-)
+            normalise_ext(self.ext)  # a UsageError for a type we cannot write
 
 
 @dataclass
@@ -106,7 +94,7 @@ def run(
         try:
             results = _infer(restorer, options, [item.image for item in batch])
         except (RuntimeError, MemoryError) as exc:  # e.g. out of memory for this batch
-            message = f"inference failed ({_one_line(exc)})"
+            message = f"inference failed ({one_line(exc)})"
             if len(batch) > 1:
                 message += "; try --batch-size 1"
             for item in batch:
@@ -231,11 +219,6 @@ def _save_npy(path: Path, array: np.ndarray, *, overwrite: bool) -> None:
 
 def _exists(target: Path) -> ImageError:
     return ImageError(f"{target}: already exists; pass --overwrite to replace it")
-
-
-def _one_line(exc: BaseException) -> str:
-    """An exception's text on one line (torch's errors often span several)."""
-    return " ".join(str(exc).split()) or type(exc).__name__
 
 
 def _fail(report: Report, source: Path, message: str, on_file: Progress | None) -> None:

@@ -9,6 +9,15 @@ as is and exits with :attr:`UmsnError.exit_code`, showing a traceback only with
 from __future__ import annotations
 
 
+def one_line(exc: BaseException, limit: int = 200) -> str:
+    """An exception's text squeezed onto one line (and shortened), for our messages.
+
+    Messages must be one line; errors from torch, Pillow or the OS often span several.
+    """
+    text = " ".join(str(exc).split()) or type(exc).__name__
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
 class UmsnError(Exception):
     """Base class: a one-line, actionable message and a process exit code."""
 

@@ -8,6 +8,8 @@ about 70% of the width) and resized to 128×128. The blur is a fixed linear moti
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import torch
 import torch.nn.functional as F
@@ -52,6 +54,7 @@ def example_blurry(size: int = 128) -> np.ndarray:
     return blur(example_face(size), motion_kernel())
 
 
-def write_example(path) -> None:
+def write_example(path: Path) -> Path:
     """Save the blurry example as an 8-bit PNG (the input the CLI then reads back)."""
     Image.fromarray(np.rint(example_blurry() * 255).astype(np.uint8)).save(path)
+    return path

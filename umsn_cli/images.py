@@ -29,7 +29,7 @@ import png
 import tifffile
 from PIL import Image, UnidentifiedImageError
 
-from umsn_cli.errors import ImageError, UsageError
+from umsn_cli.errors import ImageError, UsageError, one_line
 
 _ORIENTATION = 0x0112  # EXIF tag: how the stored pixels must be turned to stand upright
 
@@ -128,7 +128,7 @@ def read_image(path: Path) -> LoadedImage:
         ) from exc
     except Exception as exc:  # decoders raise many types (OSError, SyntaxError, struct.error…)
         raise ImageError(
-            f"{path}: cannot decode this {fmt or 'image'} file ({_one_line(exc)}); "
+            f"{path}: cannot decode this {fmt or 'image'} file ({one_line(exc)}); "
             "it is truncated or corrupt, re-export or re-download it"
         ) from exc
 
@@ -185,17 +185,7 @@ def output_suffix(like: LoadedImage, ext: str | None) -> str:
     """The output extension: ``ext`` normalised, else the source's own if its format can hold
     the result (spelled as the input spelled it), else ".png", which holds everything."""
     if ext is not None:
-        suffix = "." + ext.strip().lower().lstrip(".")
-        if suffix == ".gif":
-            raise UsageError(
-                "--ext gif: GIF holds only 256 colours and would throw the restored detail "
-                "away; use --ext png"
-            )
-        if suffix not in _SUFFIX_FORMATS:
-            raise UsageError(
-                f"--ext {ext}: unknown image type; use one of png, jpg, jpeg, tif, tiff, webp, bmp"
-            )
-        return suffix
+        return normalise_ext(ext)
     fmt = like.format
     if (
         fmt not in _FORMAT_SUFFIX
@@ -206,6 +196,21 @@ def output_suffix(like: LoadedImage, ext: str | None) -> str:
     if like.path is not None and _SUFFIX_FORMATS.get(like.path.suffix.lower()) == fmt:
         return like.path.suffix
     return _FORMAT_SUFFIX[fmt]
+
+
+def normalise_ext(ext: str) -> str:
+    """``--ext`` as a suffix (".png"), or a :class:`UsageError` for a type we cannot write."""
+    suffix = "." + ext.strip().lower().lstrip(".")
+    if suffix == ".gif":
+        raise UsageError(
+            "--ext gif: GIF holds only 256 colours and would throw the restored detail "
+            "away; use --ext png"
+        )
+    if suffix not in _SUFFIX_FORMATS:
+        raise UsageError(
+            f"--ext {ext}: unknown image type; use one of png, jpg, jpeg, tif, tiff, webp, bmp"
+        )
+    return suffix
 
 
 def write_image(path: Path, rgb: np.ndarray, like: LoadedImage, *, overwrite: bool = False) -> None:
@@ -374,7 +379,7 @@ def _orientation(img: Image.Image, notes: list[str]) -> int:
     try:
         return int(img.getexif().get(_ORIENTATION, 1))
     except Exception as exc:  # Pillow's EXIF parser raises assorted types on bad data
-        notes.append(f"EXIF data unreadable ({_one_line(exc)}); orientation left as stored")
+        notes.append(f"EXIF data unreadable ({one_line(exc)}); orientation left as stored")
         return 1
 
 
@@ -529,7 +534,7 @@ def atomic_write(path: Path, encode: Callable[[BinaryIO], None], *, overwrite: b
         )
     except OSError as exc:
         raise ImageError(
-            f"{path}: cannot create it ({_one_line(exc)}); check that its folder is writable"
+            f"{path}: cannot create it ({one_line(exc)}); check that its folder is writable"
         ) from exc
     temporary = Path(name)
     try:
@@ -542,7 +547,7 @@ def atomic_write(path: Path, encode: Callable[[BinaryIO], None], *, overwrite: b
     except (OSError, ValueError, png.Error) as exc:
         temporary.unlink(missing_ok=True)
         raise ImageError(
-            f"{path}: cannot write it ({_one_line(exc)}); check free space and permissions, "
+            f"{path}: cannot write it ({one_line(exc)}); check free space and permissions, "
             "or choose another output type"
         ) from exc
     except BaseException:
@@ -556,8 +561,3 @@ def _new_file_mode() -> int:
     umask = os.umask(0o022)
     os.umask(umask)
     return 0o666 & ~umask
-
-
-def _one_line(exc: BaseException) -> str:
-    """An exception's text squeezed onto one line (messages must be one line)."""
-    return " ".join(str(exc).split()) or type(exc).__name__

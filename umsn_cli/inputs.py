@@ -38,7 +38,9 @@ def expand_inputs(items: Sequence[str], *, recursive: bool) -> list[tuple[Path, 
     """Expand files, globs and directories to sorted, de-duplicated ``(file, base)`` pairs;
     ``file.relative_to(base)`` is the part of the path mirrored in the output."""
     if not items:
-        raise UsageError("no inputs given; pass image files, directories or quoted glob patterns")
+        raise UsageError(
+            "no inputs given; pass image files, directories or quoted glob patterns (or --example)"
+        )
     pairs = [pair for item in items for pair in _expand_one(item, recursive=recursive)]
     unique: dict[Path, tuple[Path, Path]] = {}
     for file, base in sorted(pairs):  # the same file reached twice keeps its first spelling

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import tempfile
 from pathlib import Path
 
 import typer
@@ -11,7 +12,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from umsn_cli.cli._common import err_console, warn
 
 INPUTS = typer.Argument(
-    ..., help="Image files, folders or quoted glob patterns.", show_default=False
+    None, help="Image files, folders or quoted glob patterns.", show_default=False
 )
 OUTPUT = typer.Option(..., "-o", "--output", help="Output folder (created if missing).")
 RECURSIVE = typer.Option(False, "--recursive", "-r", help="Walk folders recursively.")
@@ -36,11 +37,19 @@ OFFLINE = typer.Option(False, "--offline", help="Never use the network (also UMS
 VERBOSE = typer.Option(False, "--verbose", "-v", help="Print every per-file warning.")
 
 
+EXAMPLE = typer.Option(
+    False,
+    "--example",
+    help="Also process the built-in example: a public-domain face, motion-blurred.",
+)
+
+
 def run_batch(
     task: str,
-    inputs: list[str],
+    inputs: list[str] | None,
     output: Path,
     *,
+    example: bool,
     recursive: bool,
     suffix: str,
     model: str,
@@ -54,45 +63,52 @@ def run_batch(
     """Plan, load, run with a progress bar, summarise; exit 1 if any file failed."""
     from umsn_cli import batch
     from umsn_cli.api import Restorer
+    from umsn_cli.examples import write_example
     from umsn_cli.inputs import plan_jobs
 
     # Every usage mistake is reported before the (slow) model load.
     settings = batch.Options(task=task, **options)
     batch.check_output_folder(output)
-    jobs = plan_jobs(inputs, output, recursive=recursive, suffix=suffix)
-    with err_console.status("loading the model…"):
-        restorer = Restorer.load(
-            model,
-            backend=backend,
-            device=device,
-            precision=precision,
-            offline=offline or None,
-            progress=True,
+    with tempfile.TemporaryDirectory(prefix="umsn-example-") as scratch:
+        items = list(inputs or [])
+        if example:
+            items.append(str(write_example(Path(scratch) / "astronaut_blurred.png")))
+        jobs = plan_jobs(items, output, recursive=recursive, suffix=suffix)
+        with err_console.status("loading the model…"):
+            restorer = Restorer.load(
+                model,
+                backend=backend,
+                device=device,
+                precision=precision,
+                offline=offline or None,
+                progress=True,
+            )
+        err_console.print(f"using {restorer.info}")
+        columns = (
+            TextColumn("{task.description}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeElapsedColumn(),
         )
-    err_console.print(f"using {restorer.info}")
-    columns = (
-        TextColumn("{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeElapsedColumn(),
-    )
-    with Progress(*columns, console=err_console, transient=True) as progress:
-        bar = progress.add_task(task, total=len(jobs))
-        report = batch.run(
-            jobs,
-            restorer,
-            settings,
-            on_file=lambda _path: progress.advance(bar),
-        )
-    if verbose or len(jobs) == 1:
+        shown = err_console.is_terminal  # no bar (nor its blank line) in logs and pipes
+        with Progress(*columns, console=err_console, transient=True, disable=not shown) as progress:
+            bar = progress.add_task(task, total=len(jobs))
+            report = batch.run(
+                jobs, restorer, settings, on_file=lambda _path: progress.advance(bar)
+            )
+    _summarise(task, report, output, verbose=verbose or len(jobs) == 1)
+
+
+def _summarise(task: str, report, output: Path, *, verbose: bool) -> None:
+    if verbose:
         for source, message in report.warnings:
-            warn(escape(f"{source}: {message}"))  # file names may hold "[...]"
+            warn(f"{source}: {message}")
     elif report.warnings:
         count = len(report.warnings)
         warn(f"{count} warning{'s' * (count != 1)} (run with --verbose to see them)")
     for source, message in report.failed:
         line = message if str(source) in message else f"{source}: {message}"
-        err_console.print(f"[red]failed:[/] {escape(line)}")
+        err_console.print(f"[red]failed:[/] {escape(line)}")  # file names may hold "[...]"
     err_console.print(
         f"{task}: {len(report.done)} done, {len(report.failed)} failed in "
         f"{report.seconds:.1f} s ({report.faces_per_second:.1f} faces/s) → {escape(str(output))}"

@@ -12,8 +12,9 @@ from umsn_cli.cli._common import reports_errors
 
 @reports_errors
 def deblur(
-    inputs: list[str] = opt.INPUTS,
+    inputs: list[str] | None = opt.INPUTS,
     output: Path = opt.OUTPUT,
+    example: bool = opt.EXAMPLE,
     recursive: bool = opt.RECURSIVE,
     suffix: str = opt.SUFFIX,
     ext: str | None = typer.Option(
@@ -42,6 +43,7 @@ def deblur(
         "deblur",
         inputs,
         output,
+        example=example,
         recursive=recursive,
         suffix=suffix,
         model=model,

@@ -12,8 +12,9 @@ from umsn_cli.cli._common import reports_errors
 
 @reports_errors
 def segment(
-    inputs: list[str] = opt.INPUTS,
+    inputs: list[str] | None = opt.INPUTS,
     output: Path = opt.OUTPUT,
+    example: bool = opt.EXAMPLE,
     recursive: bool = opt.RECURSIVE,
     suffix: str = opt.SUFFIX,
     overwrite: bool = opt.OVERWRITE,
@@ -36,6 +37,7 @@ def segment(
         "segment",
         inputs,
         output,
+        example=example,
         recursive=recursive,
         suffix=suffix,
         model=model,

@@ -17,14 +17,23 @@ from umsn_cli.nn.snet import NUM_CLASSES
 
 
 class ConfidenceNet(nn.Module):
+    """A 3×3 conv, then three (down, small block) steps, pooling and a sigmoid score.
+
+    Each block works after its down step (H/2, H/4, H/8): CN runs on four masked
+    pairs per image, and at full resolution it would cost more than the generator.
+    """
+
     def __init__(self, width: int) -> None:
         super().__init__()
         norm = "instance"
         self.stem = conv(6, width, 3)
         self.down = nn.Sequential(
-            Stage(width, width, width, norm, resample="down"),
-            Stage(width, width, 2 * width, norm, resample="down"),
-            Stage(2 * width, width, 2 * width, norm, resample="down"),
+            nn.AvgPool2d(2),
+            Stage(width, width, width, norm),
+            nn.AvgPool2d(2),
+            Stage(width, width, 2 * width, norm),
+            nn.AvgPool2d(2),
+            Stage(2 * width, width, 2 * width, norm),
         )
         self.pool = nn.AdaptiveAvgPool2d(1)
         self.score = conv(2 * width, 1, 1)

@@ -25,7 +25,7 @@ import warnings
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from umsn_cli.errors import WeightsError
+from umsn_cli.errors import WeightsError, one_line
 
 if TYPE_CHECKING:
     from umsn_cli.nn import UMSN
@@ -134,14 +134,14 @@ def load_checkpoint(path: str | os.PathLike[str]) -> tuple[UMSN, dict[str, Any]]
         model = build_model(config)
     except (TypeError, ValueError) as exc:
         raise WeightsError(
-            f"{path} has an invalid model config ({_one_line(exc)}); it was written by an "
+            f"{path} has an invalid model config ({one_line(exc)}); it was written by an "
             "incompatible umsn, re-save it with this version"
         ) from exc
     try:
         model.load_state_dict(state_dict, strict=True)
     except (RuntimeError, TypeError, AttributeError) as exc:
         raise WeightsError(
-            f"{path}: the weights do not fit config {config.name!r} ({_one_line(exc)}); "
+            f"{path}: the weights do not fit config {config.name!r} ({one_line(exc)}); "
             "the file is damaged or was edited, re-export it"
         ) from exc
     return model.eval(), meta
@@ -181,8 +181,3 @@ def _corrupt(path: Path) -> WeightsError:
         f"{path} is not a umsn checkpoint, or it is corrupt or truncated; "
         "download or export it again"
     )
-
-
-def _one_line(exc: BaseException) -> str:
-    text = " ".join(str(exc).split())
-    return text if len(text) <= 160 else text[:157] + "..."
