@@ -9,8 +9,8 @@ import numpy as np
 import png
 import pytest
 import torch
+from cli_helpers import face, files, leftovers, pixels, save
 from PIL import Image
-from skimage import data
 from typer.testing import CliRunner
 
 from umsn_cli.cli import app
@@ -20,40 +20,12 @@ from umsn_cli.weights.manifest import Manifest
 INFO_LINE = re.compile(r"using backend=(\w+) device=(\S+) dtype=(\w+)")
 
 
-def face(size: int | tuple[int, int] = 128, mode: str = "RGB") -> Image.Image:
-    """The astronaut's face, cropped like an aligned face and resized to ``size``."""
-    width, height = (size, size) if isinstance(size, int) else size
-    crop = Image.fromarray(data.astronaut()[20:236, 156:372])
-    return crop.resize((width, height), Image.Resampling.LANCZOS).convert(mode)
-
-
-def save(image: Image.Image, path: Path, **options) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    image.save(path, **options)
-    return path
-
-
 def run(*args: str | Path):
     return CliRunner().invoke(app, [str(a) for a in args])
 
 
 def deblur(model: Path, *args: str | Path, backend: str = "cpu"):
     return run("deblur", *args, "--model", model, "--backend", backend)
-
-
-def files(folder: Path) -> list[str]:
-    """Every file below ``folder``, as sorted relative POSIX paths."""
-    return sorted(p.relative_to(folder).as_posix() for p in folder.rglob("*") if p.is_file())
-
-
-def leftovers(folder: Path) -> list[Path]:
-    """Hidden or temporary files an interrupted or failed write could leave behind."""
-    return [p for p in folder.rglob("*") if p.name.startswith(".") or ".tmp" in p.name]
-
-
-def pixels(path: Path) -> np.ndarray:
-    with Image.open(path) as image:
-        return np.asarray(image)
 
 
 def assert_clean_error(result, code: int | None = None) -> str:

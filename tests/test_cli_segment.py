@@ -5,41 +5,16 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
+from cli_helpers import face, files, leftovers, pixels, save
 from PIL import Image
-from skimage import data
 from typer.testing import CliRunner
 
 from umsn_cli.cli import app
 
 
-def face(size: int | tuple[int, int] = 128, mode: str = "RGB") -> Image.Image:
-    width, height = (size, size) if isinstance(size, int) else size
-    crop = Image.fromarray(data.astronaut()[20:236, 156:372])
-    return crop.resize((width, height), Image.Resampling.LANCZOS).convert(mode)
-
-
-def save(image: Image.Image, path: Path, **options) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    image.save(path, **options)
-    return path
-
-
 def segment(model: Path, *args: str | Path, backend: str = "cpu"):
     argv = ["segment", *map(str, args), "--model", str(model), "--backend", backend]
     return CliRunner().invoke(app, argv)
-
-
-def files(folder: Path) -> list[str]:
-    return sorted(p.relative_to(folder).as_posix() for p in folder.rglob("*") if p.is_file())
-
-
-def leftovers(folder: Path) -> list[Path]:
-    return [p for p in folder.rglob("*") if p.name.startswith(".") or ".tmp" in p.name]
-
-
-def pixels(path: Path) -> np.ndarray:
-    with Image.open(path) as image:
-        return np.asarray(image)
 
 
 def test_writes_overlay_labels_and_probs(tmp_path, tiny_checkpoint):

@@ -28,13 +28,14 @@ _SKIP = shutil.ignore_patterns(
 
 @pytest.fixture(scope="module")
 def wheel(tmp_path_factory: pytest.TempPathFactory) -> zipfile.ZipFile:
-    """Build a wheel with ``python -m build`` from a clean copy of the source tree."""
+    """Build with ``python -m build`` (sdist, then the wheel from the sdist) from a clean
+    copy of the source tree; no isolation, so no package is downloaded."""
     pytest.importorskip("build")
     work = tmp_path_factory.mktemp("wheel")
     source = work / "src"
     shutil.copytree(ROOT, source, symlinks=True, ignore=_SKIP)
     subprocess.run(
-        [sys.executable, "-m", "build", "--wheel", "--no-isolation", "--outdir", str(work)],
+        [sys.executable, "-m", "build", "--no-isolation", "--outdir", str(work)],
         cwd=source,
         check=True,
         capture_output=True,
