@@ -87,6 +87,7 @@ class TorchScriptBackend(EagerBackend):
     def _compile(self) -> torch.jit.ScriptModule:
         size = self.model.config.input_size
         example = torch.rand(1, 3, size, size, device=self.device)
+        example = example.contiguous(memory_format=torch.channels_last)
         with warnings.catch_warnings(), torch.no_grad():
             warnings.simplefilter("ignore")  # deprecation and tracer notices
             traced = torch.jit.trace_module(
