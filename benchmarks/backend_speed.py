@@ -15,9 +15,10 @@ import tempfile
 import time
 
 import torch
+from torch.utils.flop_counter import FlopCounterMode
 
 from umsn_cli.backends import create_backend, discover_backends
-from umsn_cli.nn import build_model
+from umsn_cli.nn import build_model, count_parameters
 
 
 def time_per_face(backend, batch: int, size: int, repeats: int) -> float:
@@ -32,6 +33,26 @@ def time_per_face(backend, batch: int, size: int, repeats: int) -> float:
     return statistics.median(times) / batch * 1000
 
 
+def costs(config: str, size: int) -> str:
+    """Parameters and FLOP (one multiply-add = 2) of S-Net and generator, on the meta device."""
+    with torch.device("meta"):
+        model = build_model(config).eval()
+        x, masks = torch.empty(1, 3, size, size), torch.empty(1, 4, size, size)
+    parts = []
+    for name, module, run in (
+        ("S-Net", model.snet, lambda: model.snet(x)),
+        ("generator", model.generator, lambda: model.generator(x, masks)),
+    ):
+        counter = FlopCounterMode(display=False)
+        with counter, torch.no_grad():
+            run()
+        parts.append(
+            f"{name} {count_parameters(module) / 1e6:.3f} M params, "
+            f"{counter.get_total_flops() / 1e9:.2f} GFLOP"
+        )
+    return f"{config} at {size}²: " + "; ".join(parts)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--configs", nargs="+", default=["umsn-lite", "umsn"])
@@ -44,6 +65,8 @@ def main() -> None:
 
     os.environ.setdefault("UMSN_CACHE", tempfile.mkdtemp(prefix="umsn-bench-"))
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads")
+    for config in args.configs:
+        print(costs(config, args.size))
     print("| config | backend | dtype | batch | ms/face |")
     print("|---|---|---|---|---|")
     for config in args.configs:
