@@ -61,9 +61,8 @@ class TorchScriptBackend(EagerBackend):
 
     def __init__(self, *args, **kwargs) -> None:
         super().__init__(*args, **kwargs)
-        self.compiled = self._load_or_compile()
-        # Runtime autocast applies to the frozen graph as it does to eager code.
-        self.model = self.compiled  # type: ignore[assignment]
+        # The frozen graph replaces the module; runtime autocast applies to it as to eager code.
+        self.model = self._load_or_compile()  # type: ignore[assignment]
 
     @property
     def cache_path(self) -> Path:

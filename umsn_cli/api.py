@@ -19,7 +19,7 @@ import torch
 from PIL import Image
 
 from umsn_cli.aligned import probs_at_source_size, restored_at_source_size, to_model_input
-from umsn_cli.backends import Backend, BackendInfo, create_backend
+from umsn_cli.backends import Backend, BackendInfo
 from umsn_cli.backends.registry import choose_backend
 from umsn_cli.images import LoadedImage, from_array, from_pil, to_array
 from umsn_cli.nn import UMSN
@@ -61,12 +61,10 @@ class Restorer:
         The backend, device and precision are checked first, so that a typo in one of
         them is reported at once, not after the weights were downloaded and loaded.
         """
-        choose_backend(backend, device, precision)  # bad settings fail before any download
+        runner_class = choose_backend(backend, device, precision)  # before any download
         path, sha256 = resolve_model_ref(model, offline=offline, progress=progress)
         network, _meta = load_checkpoint(path)
-        runner = create_backend(
-            backend, network, weights_key=sha256, device=device, precision=precision
-        )
+        runner = runner_class(network, weights_key=sha256, device=device, precision=precision)
         return cls(network, runner, model)
 
     @property

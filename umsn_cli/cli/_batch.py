@@ -4,12 +4,16 @@ from __future__ import annotations
 
 import tempfile
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import typer
 from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from umsn_cli.cli._common import err_console, warn
+
+if TYPE_CHECKING:
+    from umsn_cli.batch import Report
 
 INPUTS = typer.Argument(
     None, help="Image files, folders or quoted glob patterns.", show_default=False
@@ -99,7 +103,7 @@ def run_batch(
     _summarise(task, report, output, verbose=verbose or len(jobs) == 1)
 
 
-def _summarise(task: str, report, output: Path, *, verbose: bool) -> None:
+def _summarise(task: str, report: Report, output: Path, *, verbose: bool) -> None:
     if verbose:
         for source, message in report.warnings:
             warn(f"{source}: {message}")
