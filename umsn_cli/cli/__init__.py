@@ -8,7 +8,7 @@ from __future__ import annotations
 import typer
 
 from umsn_cli import __version__
-from umsn_cli.cli import deblur, segment, weights
+from umsn_cli.cli import deblur, segment, synth_blur, train, weights
 from umsn_cli.cli._common import state
 
 app = typer.Typer(
@@ -39,6 +39,8 @@ def _root(
 
 app.command("deblur")(deblur.deblur)
 app.command("segment")(segment.segment)
+app.command("synth-blur")(synth_blur.synth_blur)
+app.command("train")(train.train)
 app.add_typer(weights.app, name="weights")
 
 

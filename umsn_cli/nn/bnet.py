@@ -20,17 +20,26 @@ from umsn_cli.nn.snet import NUM_CLASSES
 
 
 class BNet(nn.Module):
-    def __init__(self, cfg: BNetConfig, class_feature_width: int) -> None:
+    def __init__(
+        self, cfg: BNetConfig, class_feature_width: int, mask_channels: int = NUM_CLASSES
+    ) -> None:
+        """``class_feature_width=0, mask_channels=0`` is the paper's plain B-Net baseline:
+        the same network without semantic guidance (the ablation of Tables I and VI)."""
         super().__init__()
         w, norm = cfg.width, "instance"
-        guide = 3 + NUM_CLASSES  # image and masks, fed again at every full-resolution step
-        self.fuse = Stage(NUM_CLASSES * class_feature_width, cfg.fuse_width, cfg.fuse_width, norm)
+        guide = 3 + mask_channels  # image and masks, fed again at every full-resolution step
+        fused = cfg.fuse_width if class_feature_width else 0
+        self.fuse = (
+            Stage(NUM_CLASSES * class_feature_width, cfg.fuse_width, cfg.fuse_width, norm)
+            if class_feature_width
+            else None
+        )
         self.full_in = Stage(guide, cfg.full_growth, w // 2, norm, resample="down")
-        self.half_in = Stage(w // 2 + 3 + cfg.fuse_width, w, w, norm, dilated=2)
+        self.half_in = Stage(w // 2 + 3 + fused, w, w, norm, dilated=2)
         self.body = nn.ModuleList(
             Stage(w, w, w, norm, dilated=2) for _ in range(cfg.dilated_blocks)
         )
-        self.half_out = Stage(2 * w + cfg.fuse_width, w, w, norm)
+        self.half_out = Stage(2 * w + fused, w, w, norm)
         self.half_residual = conv(w, 3, 3)
         self.full_out = Stage(w + guide, cfg.full_growth, cfg.head_width, norm)
         sides = [(w // 2, 2), (w, 2), *([(w, 2)] * cfg.dilated_blocks), (w, 2), (cfg.head_width, 1)]
@@ -46,7 +55,8 @@ class BNet(nn.Module):
         """(restored image, half-scale restored image), both in [-1, 1]."""
         x_half = half(x)
         guide = torch.cat([x, masks], dim=1)
-        fused = self.fuse(torch.cat(class_features, dim=1))
+        # Without class features (the plain baseline) the fused part has no channels.
+        fused = self.fuse(torch.cat(class_features, 1)) if self.fuse else x_half[:, :0]
         h0 = self.full_in(guide)
         h1 = self.half_in(torch.cat([h0, x_half, fused], dim=1))
         h = h1
@@ -75,3 +85,17 @@ class Generator(nn.Module):
         """``x`` in [-1, 1], ``masks`` soft in [0, 1] → (restored, half-scale restored)."""
         features = [fnet(x, masks[:, i : i + 1]) for i, fnet in enumerate(self.fnets)]
         return self.bnet(x, masks, features)
+
+
+class PlainBNet(nn.Module):
+    """The ablation baseline: B-Net alone, no masks, no F-Nets (paper Tables I, VI)."""
+
+    def __init__(self, bnet: BNetConfig) -> None:
+        super().__init__()
+        self.bnet = BNet(bnet, class_feature_width=0, mask_channels=0)
+
+    def forward(
+        self, x: torch.Tensor, masks: torch.Tensor | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Same call as :class:`Generator`; ``masks`` are ignored."""
+        return self.bnet(x, x[:, :0], [])

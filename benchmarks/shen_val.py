@@ -1,0 +1,123 @@
+"""Score deblurring models on the Shen et al. protocol, per kernel size and per class.
+
+Deblurring quality: each sharp face of ``--val`` (canonical framing) × the seeded bank
+of 10 kernels at each size 13, 15, …, 27, noise σ = ``--noise``; mean PSNR/SSIM per
+size and overall, with the blurry input as the baseline. Per-class quality (the
+paper's Table I): the same protocol on the held-out labelled training faces (never
+trained on), masked PSNR per class with the true labels. Models are weights
+(``--model``: an id, a checkpoint file) or training runs (``--run``: any generator
+stage, e.g. the plain B-Net ablation). Writes a markdown table and, with ``--json``,
+all numbers.
+
+    python benchmarks/shen_val.py --model umsn-lite --run runs/lite/bnet \\
+        --val ../shared/data/celebamask-mini/val/images \\
+        --labelled ../shared/data/celebamask-mini/train --json shen.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+from umsn_cli.evaluation import Restore, evaluate_shen
+from umsn_cli.nn import get_config
+from umsn_cli.train.checkpoint import load_stage_weights, read_train_state
+from umsn_cli.train.config import TrainConfig
+from umsn_cli.train.data import load_faces
+from umsn_cli.train.loop import split_holdout
+from umsn_cli.train.stages import GeneratorStage, build_stage
+from umsn_cli.train.validation import canonical
+
+
+def model_restorer(ref: str, backend: str) -> Restore:
+    from umsn_cli.api import Restorer
+
+    restorer = Restorer.load(ref, backend=backend)
+    return lambda blurry: restorer.backend.deblur(blurry)[0]
+
+
+def run_restorer(run: Path) -> Restore:
+    state = read_train_state(run / "last.pt")
+    cfg = TrainConfig.from_dict({**state["config"], "perceptual": False})
+    stage = build_stage(cfg, get_config(cfg.model))
+    if not isinstance(stage, GeneratorStage):
+        raise SystemExit(f"{run}: a {cfg.stage} run does not deblur")
+    load_stage_weights(stage, state["stage"], str(run))
+    stage.eval()
+    return stage.restore01
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--model", action="append", default=[], help="weights id or file")
+    parser.add_argument("--run", action="append", default=[], type=Path, help="training run")
+    parser.add_argument("--backend", default="cpu")
+    parser.add_argument("--val", type=Path, help="folder of sharp faces (no labels needed)")
+    parser.add_argument("--labelled", type=Path, help="folder with images/ and masks/")
+    parser.add_argument("--holdout", type=int, default=100)
+    parser.add_argument("--crop", type=float, default=0.75)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--noise", type=float, default=0.01)
+    parser.add_argument("--per-size", type=int, default=10, help="kernels per size (≤ 10)")
+    parser.add_argument("--json", type=Path)
+    args = parser.parse_args()
+    torch.set_grad_enabled(False)
+
+    models = {m: model_restorer(m, args.backend) for m in args.model}
+    models |= {str(r): run_restorer(r) for r in args.run}
+    results: dict[str, dict] = {}
+    for name, restore in models.items():
+        results[name] = {}
+        if args.val:
+            sharp, _ = canonical(load_faces(args.val, crop=args.crop))
+            start = time.perf_counter()
+            results[name]["val"] = evaluate_shen(
+                restore, sharp, seed=args.seed, noise=args.noise, per_size=args.per_size
+            )
+            print(f"{name}: val in {time.perf_counter() - start:.0f} s", file=sys.stderr)
+        if args.labelled:
+            faces = load_faces(args.labelled / "images", args.labelled / "masks", args.crop)
+            _, holdout = split_holdout(faces, args.holdout, seed=0)
+            sharp, masks = canonical(holdout)
+            results[name]["classes"] = evaluate_shen(
+                restore, sharp, masks, seed=args.seed, noise=args.noise, per_size=args.per_size
+            )
+    print(markdown(results))
+    if args.json:
+        args.json.write_text(json.dumps(results, indent=2) + "\n")
+
+
+def markdown(results: dict[str, dict]) -> str:
+    lines = []
+    names = list(results)
+    first = results[names[0]]
+    if "val" in first:
+        lines += ["| kernel size | blurry PSNR / SSIM | " + " | ".join(names) + " |"]
+        lines += ["|---" * (len(names) + 2) + "|"]
+        for size in [s for s in first["val"] if s != 0] + [0]:
+            base = first["val"][size]
+            cells = [f"{base['psnr_blurry']:.2f} / {base['ssim_blurry']:.3f}"]
+            for n in names:
+                v = results[n]["val"][size]
+                gain = v["psnr"] - v["psnr_blurry"]
+                cells.append(f"{v['psnr']:.2f} / {v['ssim']:.3f} ({gain:+.2f} dB)")
+            lines.append(f"| {size if size else 'all'} | " + " | ".join(cells) + " |")
+    if "classes" in first:
+        lines += ["", "| class PSNR (held-out) | blurry | " + " | ".join(names) + " |"]
+        lines += ["|---" * (len(names) + 2) + "|"]
+        for key, label in (("", "whole face"), ("_m1", "m1 background"), ("_m2", "m2 skin"),
+                           ("_m3", "m3 features"), ("_m4", "m4 hair")):  # fmt: skip
+            all_ = first["classes"][0]
+            cells = [f"{all_['psnr_blurry' + key]:.2f}"]
+            cells += [f"{results[n]['classes'][0]['psnr' + key]:.2f}" for n in names]
+            lines.append(f"| {label} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    main()

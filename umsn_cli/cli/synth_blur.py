@@ -1,0 +1,110 @@
+"""``umsn synth-blur``: blurry/sharp pairs from sharp faces, for training and testing."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+from rich.markup import escape
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+from umsn_cli.cli import _batch as opt
+from umsn_cli.cli._common import err_console, reports_errors, warn
+
+
+@reports_errors
+def synth_blur(
+    inputs: list[str] | None = opt.INPUTS,
+    output: Path = opt.OUTPUT,
+    mode: str = typer.Option(
+        "pairs",
+        "--mode",
+        help="pairs: blur whole images; class: blur one semantic class only; "
+        "shen: 10 kernels × sizes 13–27 per image (Shen et al. test protocol).",
+    ),
+    seed: int = typer.Option(0, "--seed", help="Seed of every kernel and all noise."),
+    noise: float = typer.Option(
+        0.0, "--noise", help="Gaussian noise standard deviation on the [0, 1] scale."
+    ),
+    size: int | None = typer.Option(
+        None,
+        "--size",
+        help="Kernel size (odd); default: uniform over 13, 15, …, 29 per image.",
+        show_default=False,
+    ),
+    exposure: float = typer.Option(
+        1.0, "--exposure", help="Fraction of the camera path in the exposure (0–1]."
+    ),
+    kernels: Path | None = typer.Option(
+        None,
+        "--kernels",
+        help="Use these kernels (.npy, grey .png, .mat file or a folder of them) instead "
+        "of random ones: cycled over the images, or the whole bank in shen mode.",
+        show_default=False,
+    ),
+    masks: Path | None = typer.Option(
+        None,
+        "--masks",
+        help="Class mode: folder of CelebAMask-HQ label PNGs named like the images.",
+        show_default=False,
+    ),
+    cls: int | None = typer.Option(
+        None,
+        "--class",
+        help="Class mode: 1 background, 2 skin, 3 features, 4 hair.",
+        show_default=False,
+    ),
+    preview: bool = typer.Option(
+        False, "--preview", help="Also write preview.png: kernels beside sharp and blurry images."
+    ),
+    overwrite: bool = opt.OVERWRITE,
+    recursive: bool = opt.RECURSIVE,
+    verbose: bool = opt.VERBOSE,
+) -> None:
+    """Make blurry/sharp pairs from sharp faces with random camera-shake kernels.
+
+    Writes blurry/, sharp/, kernels/ and pairs.jsonl (one line per blurry image).
+    The same --seed gives the same files.
+    """
+    from umsn_cli.blur import synth
+
+    options = synth.SynthOptions(
+        mode=mode,
+        seed=seed,
+        noise=noise,
+        size=size,
+        exposure=exposure,
+        kernels=kernels,
+        masks=masks,
+        cls=cls,
+        preview=preview,
+        overwrite=overwrite,
+        recursive=recursive,
+    )
+    plan = synth.plan(inputs or [], output, options)
+    columns = (
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+    )
+    shown = err_console.is_terminal
+    with Progress(*columns, console=err_console, transient=True, disable=not shown) as progress:
+        bar = progress.add_task("synth-blur", total=len(plan.jobs))
+        report = synth.run(plan, on_file=lambda _path: progress.advance(bar))
+
+    if verbose or len(plan.jobs) == 1:
+        for source, message in report.warnings:
+            warn(f"{source}: {message}")
+    elif report.warnings:
+        count = len(report.warnings)
+        warn(f"{count} warning{'s' * (count != 1)} (run with --verbose to see them)")
+    for source, message in report.failed:
+        line = message if str(source) in message else f"{source}: {message}"
+        err_console.print(f"[red]failed:[/] {escape(line)}")
+    err_console.print(
+        f"synth-blur: {len(report.done)} done, {len(report.failed)} failed, "
+        f"{report.blurry} blurry images ({mode}) in {report.seconds:.1f} s → {escape(str(output))}"
+    )
+    if report.failed:
+        raise typer.Exit(1)

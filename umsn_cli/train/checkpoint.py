@@ -1,0 +1,115 @@
+"""Training checkpoints: weights, optimiser, RNG and history, loadable without pickle code.
+
+Everything saved is tensors, numbers, strings and containers, so
+``torch.load(weights_only=True)`` reads it. The sampler's RNG is a ``torch.Generator``
+state (a uint8 tensor) for the same reason: a numpy RNG state would need pickle.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from umsn_cli.errors import UsageError, WeightsError, one_line
+from umsn_cli.train.config import TrainConfig
+from umsn_cli.weights.checkpoint import replace_into
+
+FORMAT = "umsn-train"
+FORMAT_VERSION = 1
+# Settings a resumed run may change: how long it runs and how often it reports.
+_RESUMABLE = {"steps", "log_every", "val_every", "ckpt_every", "out"}
+
+
+def save_train_state(
+    path: Path,
+    cfg: TrainConfig,
+    stage: nn.Module,
+    optimizer: torch.optim.Optimizer,
+    sampler: Any,
+    history: list[dict[str, Any]],
+    step: int,
+    sampler_states: list[torch.Tensor] | None = None,
+) -> None:
+    """``sampler_states``: every rank's sampler RNG state (default: this process's only)."""
+    from umsn_cli.train.stages import stage_state
+
+    data = {
+        "format": FORMAT,
+        "format_version": FORMAT_VERSION,
+        "config": cfg.to_dict(),
+        "step": step,
+        "stage": stage_state(stage),
+        "optimizer": optimizer.state_dict(),
+        "sampler_rng": sampler_states or [sampler.generator.get_state()],
+        "history": history,
+    }
+    fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
+    os.close(fd)
+    try:
+        torch.save(data, tmp)
+        replace_into(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+
+
+def read_train_state(path: Path) -> dict[str, Any]:
+    if not Path(path).is_file():
+        raise UsageError(f"{path}: no such training checkpoint")
+    try:
+        data = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:
+        raise WeightsError(f"{path}: not a readable training checkpoint ({one_line(exc)})") from exc
+    if not isinstance(data, dict) or data.get("format") != FORMAT:
+        raise WeightsError(f"{path}: not a umsn training checkpoint (written by `umsn train`)")
+    return data
+
+
+def load_train_state(path: Path, cfg: TrainConfig) -> dict[str, Any]:
+    """The state to resume from; refuses a run whose settings differ beyond ``_RESUMABLE``."""
+    data = read_train_state(path)
+    saved = data["config"]
+    changed = sorted(
+        k
+        for k, v in cfg.to_dict().items()
+        if k not in _RESUMABLE and _norm(saved.get(k)) != _norm(v)
+    )
+    if changed:
+        raise UsageError(
+            f"{path} was trained with different settings ({', '.join(changed)}); resume with "
+            "the same settings, or start a new run in another --out folder"
+        )
+    return data
+
+
+def _norm(value: Any) -> Any:
+    return list(value) if isinstance(value, tuple) else value
+
+
+def load_weights_into(module: nn.Module, path: str | os.PathLike[str], prefix: str) -> None:
+    """Load the ``prefix`` part of a training checkpoint (e.g. ``snet``) into ``module``."""
+    data = read_train_state(Path(path))
+    state = data["stage"]
+    part = {k[len(prefix) + 1 :]: v for k, v in state.items() if k.startswith(prefix + ".")}
+    if not part:
+        raise UsageError(
+            f"{path}: holds no {prefix} weights (it is a {data['config']['stage']} run)"
+        )
+    module.load_state_dict(part)
+
+
+def load_stage_weights(stage: nn.Module, state: dict[str, torch.Tensor], source: str) -> None:
+    """Load a whole stage's weights; only the frozen VGG (never saved) may be missing."""
+    result = stage.load_state_dict(state, strict=False)
+    missing = [k for k in result.missing_keys if not k.startswith("vgg.")]
+    if missing or result.unexpected_keys:
+        raise UsageError(
+            f"{source}: its weights do not fit this stage (missing {missing[:3]}, "
+            f"unexpected {result.unexpected_keys[:3]}); start from a run of the same stage "
+            "and model"
+        )

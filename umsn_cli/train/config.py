@@ -1,0 +1,106 @@
+"""Everything that defines a training run, as one flat dataclass saved in every checkpoint.
+
+Flags and a JSON file (``--config run.json``) fill the same fields; flags win. A
+checkpoint carries the resolved config, so ``umsn train --config`` on the JSON that
+``--export`` writes beside the weights repeats the run exactly.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, fields, replace
+from pathlib import Path
+from typing import Any
+
+from umsn_cli.errors import UsageError
+
+STAGES = ("snet", "fnet", "umsn", "bnet")
+PRECISIONS = ("bf16", "fp32")
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    stage: str  # snet | fnet | umsn | bnet (the plain B-Net ablation)
+    out: str  # run folder: checkpoints, log, pictures
+    model: str = "umsn-lite"  # a configuration name (umsn_cli.nn.config.CONFIGS)
+    data: str = ""  # folder of aligned sharp faces
+    masks: str | None = None  # folder of CelebAMask-HQ label PNGs with the same stems
+    val_data: str | None = None  # folder of sharp faces for deblurring validation
+    crop: float = 0.75  # centre fraction of each image that is the canonical framing
+    holdout: int = 100  # faces with masks kept out of training, for validation
+    steps: int = 2000
+    batch_size: int = 16
+    lr: float = 2e-4
+    min_lr: float = 2e-5  # cosine decay from lr to min_lr over the run
+    warmup: int = 50
+    precision: str = "bf16"
+    seed: int = 0
+    blur: str = "all"  # snet: "none" (clean faces) or "all" (blurred, for fine-tuning)
+    fnet_class: int | None = None  # fnet: 1…4 (m1 background … m4 hair)
+    init: str | None = None  # snet fine-tune / fnet: weights to start from
+    snet: str | None = None  # umsn: the trained S-Net (a training checkpoint or export)
+    fnets: tuple[str, ...] = ()  # umsn: the four trained F-Nets, m1 … m4
+    noise_max: float = 0.03  # training noise σ ~ U(0, noise_max) on the [0, 1] scale
+    val_noise: float = 0.01
+    kernel_bank: int = 25000  # random kernels drawn once per run (the paper: 25,000)
+    perceptual: bool = True
+    # λ₁: the arXiv paper uses 1.0 with its own feature scale; relu1_2 features of
+    # ImageNet-normalised input are ~10× pixel values, so at 1.0 the perceptual term
+    # (MSE) outweighs the L1 terms 3:1 at the start and pulls against PSNR. 0.1 keeps
+    # the L1 terms in charge, as in the journal version (λ₁ = 2e-4 on a summed loss).
+    perceptual_weight: float = 0.1
+    confidence_lambda: float = 0.01  # λ
+    log_every: int = 10
+    val_every: int = 250
+    ckpt_every: int = 100
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> TrainConfig:
+        unknown = set(data) - {f.name for f in fields(cls)}
+        if unknown:
+            raise UsageError(f"unknown training settings {sorted(unknown)}")
+        if "fnets" in data:
+            data = {**data, "fnets": tuple(data["fnets"])}
+        return cls(**data).checked()
+
+    @classmethod
+    def from_file(cls, path: Path, **overrides: Any) -> TrainConfig:
+        try:
+            data = json.loads(path.read_text())
+        except (OSError, ValueError) as exc:
+            raise UsageError(f"{path}: cannot read the training config ({exc})") from exc
+        return cls.from_dict({**data, **overrides})
+
+    def replace(self, **changes: Any) -> TrainConfig:
+        return replace(self, **changes).checked()
+
+    def checked(self) -> TrainConfig:
+        """Raise a :class:`UsageError` naming the first inconsistent setting."""
+        from umsn_cli.nn.config import CONFIGS
+
+        if self.stage not in STAGES:
+            raise UsageError(f"unknown stage {self.stage!r}; choose one of {', '.join(STAGES)}")
+        if self.model not in CONFIGS:
+            raise UsageError(f"unknown model {self.model!r}; choose one of {', '.join(CONFIGS)}")
+        if self.precision not in PRECISIONS:
+            raise UsageError(f"--precision must be one of {', '.join(PRECISIONS)}")
+        if not self.data:
+            raise UsageError("pass the training faces with --data DIR")
+        if self.stage == "fnet" and self.fnet_class not in (1, 2, 3, 4):
+            raise UsageError("the fnet stage needs --class 1…4 (m1 background … m4 hair)")
+        if self.stage in ("snet", "fnet") and not self.masks:
+            raise UsageError(f"the {self.stage} stage needs label masks: pass --masks DIR")
+        if self.stage == "umsn" and (not self.snet or len(self.fnets) not in (0, 4)):
+            raise UsageError(
+                "the umsn stage needs the trained S-Net (--snet FILE) and either all four "
+                "F-Nets (--fnet FILE, four times, m1 … m4) or none"
+            )
+        if self.blur not in ("none", "all"):
+            raise UsageError("--blur must be none or all")
+        for name in ("steps", "batch_size", "log_every", "val_every", "ckpt_every"):
+            if getattr(self, name) < 1:
+                raise UsageError(f"--{name.replace('_', '-')} must be at least 1")
+        return self

@@ -1,0 +1,78 @@
+"""Turn a finished ``umsn`` training run into a weights file and its manifest entry.
+
+The weights file is the ordinary inference checkpoint (S-Net + generator, no CN, no
+F-Net image heads needed at inference but kept so the state dict stays complete);
+the entry is the JSON object to paste into ``weights_manifest.json``, with the hash,
+size, the validation metrics of the run and the command that measured them.
+"""
+
+from __future__ import annotations
+
+import json
+import shlex
+from pathlib import Path
+from typing import Any
+
+from umsn_cli.errors import UsageError
+from umsn_cli.nn import UMSN, count_parameters, get_config
+from umsn_cli.train.checkpoint import read_train_state
+from umsn_cli.weights.checkpoint import save_checkpoint, sha256_file
+
+DATA_TERMS = (
+    "Trained on CelebAMask-HQ faces (celebamask-mini): non-commercial research use only, "
+    "like the data; no redistribution of the data."
+)
+FRAMING = "aligned face crop: the centre 384×384 of a CelebAMask-HQ 512×512 frame, resized"
+
+
+def export_run(run: Path, dest: Path, tag: str, command: list[str] | None = None) -> dict[str, Any]:
+    """Write ``dest`` (weights) and ``dest`` with ``.json`` (manifest entry); return the entry."""
+    state = read_train_state(run / "last.pt" if run.is_dir() else run)
+    cfg = state["config"]
+    if cfg["stage"] != "umsn":
+        raise UsageError(
+            f"{run}: only a finished umsn-stage run can be exported (this is a {cfg['stage']} run)"
+        )
+    config = get_config(cfg["model"])
+    model = UMSN(config)
+    weights = {k: v for k, v in state["stage"].items() if k.startswith(("snet.", "generator."))}
+    model.load_state_dict(weights)
+    val = [h for h in state["history"] if h.get("kind") == "val"]
+    meta = {"training": cfg, "step": state["step"], "validation": val[-1] if val else {}}
+    save_checkpoint(dest, model, meta)
+
+    config_file = run / "config.json" if run.is_dir() else run.parent / "config.json"
+    measured = shlex.join(command) if command else f"umsn train umsn --config {config_file}"
+    dataset = "val/ of celebamask-mini: 1 seeded Shen-size kernel per face, noise σ=" + str(
+        cfg["val_noise"]
+    )
+    metrics = []
+    if val:
+        for name in ("psnr", "ssim", "psnr_blurry", "ssim_blurry"):
+            if name in val[-1]:
+                metrics.append(
+                    {
+                        "name": name,
+                        "value": round(val[-1][name], 4),
+                        "dataset": dataset,
+                        "command": measured,
+                    }
+                )
+    entry = {
+        "id": f"{config.name}.{tag}",
+        "task": "deblur",
+        "architecture": "umsn",
+        "config": config.name,
+        "file": f"{config.name}.{tag}.pt",
+        "sha256": sha256_file(dest),
+        "size": dest.stat().st_size,
+        "num_params": count_parameters(model),
+        "urls": [],
+        "input": {"size": [config.input_size] * 2, "framing": FRAMING, "value_range": [0.0, 1.0]},
+        "metrics": metrics,
+        "license": "Apache-2.0 (weights: see data_terms)",
+        "data_terms": DATA_TERMS,
+        "training_config": json.dumps(cfg, sort_keys=True),
+    }
+    dest.with_suffix(".json").write_text(json.dumps(entry, indent=2) + "\n")
+    return entry

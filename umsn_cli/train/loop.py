@@ -1,0 +1,246 @@
+"""The training loop, top to bottom: data, stage, optimiser, then step after step.
+
+One process or several under ``torchrun`` (DistributedDataParallel: gloo on the CPU,
+nccl on CUDA). Every rank draws its own batches (seed + rank); gradients are
+averaged, so the ranks' weights stay identical. Rank 0 alone validates, logs and
+writes files. ``last.pt`` is rewritten every ``ckpt_every`` steps with the optimiser
+and RNG state, so a killed run resumes where it stopped (``--resume``).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.distributed as dist
+
+from umsn_cli.blur import KERNEL_SIZES, random_kernels
+from umsn_cli.blur.convolve import stack_kernels
+from umsn_cli.errors import UsageError
+from umsn_cli.images import save_rgb8
+from umsn_cli.nn import get_config
+from umsn_cli.train.checkpoint import (
+    load_stage_weights,
+    load_train_state,
+    load_weights_into,
+    read_train_state,
+    save_train_state,
+)
+from umsn_cli.train.config import TrainConfig
+from umsn_cli.train.data import FaceSet, Sampler, load_faces
+from umsn_cli.train.report import plot_curves
+from umsn_cli.train.stages import FNetStage, Stage, UMSNStage, build_stage
+from umsn_cli.train.validation import ValidationSet, make_validation_set
+
+#: Called on rank 0 after every step with (step, steps, terms of the last log line).
+Progress = Callable[[int, int, dict[str, float]], None]
+
+
+@dataclass
+class Rank:
+    rank: int = 0
+    world: int = 1
+
+    @property
+    def main(self) -> bool:
+        return self.rank == 0
+
+
+def init_distributed(device: torch.device) -> Rank:
+    """Join the torchrun process group when launched by torchrun; else a single process."""
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    if world == 1:
+        return Rank()
+    if not dist.is_initialized():
+        dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
+    return Rank(dist.get_rank(), dist.get_world_size())
+
+
+def split_holdout(faces: FaceSet, holdout: int, seed: int) -> tuple[FaceSet, FaceSet | None]:
+    """A seeded split: ``holdout`` faces (with masks) never trained on, for validation."""
+    if holdout <= 0 or faces.masks is None:
+        return faces, None
+    if holdout >= len(faces):
+        raise UsageError(f"--holdout {holdout} leaves no training faces (there are {len(faces)})")
+    order = np.random.default_rng(seed).permutation(len(faces))
+    return faces.subset(np.sort(order[holdout:])), faces.subset(np.sort(order[:holdout]))
+
+
+def kernel_bank(count: int, seed: int) -> torch.Tensor:
+    """``count`` random training kernels, sizes 13–29, zero-padded to 29×29."""
+    rng = np.random.default_rng([seed, 1])
+    sizes = rng.choice(KERNEL_SIZES, count)
+    kernels: list[np.ndarray] = []
+    for start in range(0, count, 2000):  # bounded memory: 2000 trajectories at a time
+        kernels += random_kernels(sizes[start : start + 2000], rng)
+    return stack_kernels(kernels, max(KERNEL_SIZES))
+
+
+def learning_rate(cfg: TrainConfig, step: int) -> float:
+    """Linear warm-up, then cosine decay from lr to min_lr at the last step."""
+    if step < cfg.warmup:
+        return cfg.lr * (step + 1) / cfg.warmup
+    progress = (step - cfg.warmup) / max(1, cfg.steps - cfg.warmup)
+    return cfg.min_lr + 0.5 * (cfg.lr - cfg.min_lr) * (1 + math.cos(math.pi * min(1.0, progress)))
+
+
+def prepare_stage(cfg: TrainConfig) -> Stage:
+    """Build the stage's networks and load what it starts from (S-Net, F-Nets, init)."""
+    stage = build_stage(cfg, get_config(cfg.model))
+    if cfg.init:
+        load_stage_weights(stage, read_train_state(Path(cfg.init))["stage"], cfg.init)
+    if isinstance(stage, UMSNStage) and cfg.snet:  # checked() requires it for training
+        load_weights_into(stage.snet, cfg.snet, "snet")
+        for fnet, path in zip(stage.generator.fnets, cfg.fnets, strict=False):
+            load_weights_into(fnet, path, "fnet")
+    return stage
+
+
+def validation_set(cfg: TrainConfig, stage: Stage, holdout: FaceSet | None) -> ValidationSet:
+    """S-Net and F-Nets validate on held-out labelled faces; generators on ``val_data``."""
+    if isinstance(stage, FNetStage):
+        return make_validation_set(holdout, cfg.val_noise, blur_class=stage.index)
+    if cfg.stage in ("umsn", "bnet") and cfg.val_data:
+        return make_validation_set(load_faces(Path(cfg.val_data), crop=cfg.crop), cfg.val_noise)
+    if holdout is None:
+        raise UsageError(
+            "no validation faces: pass --masks DIR with --holdout N, or --val-data DIR"
+        )
+    return make_validation_set(holdout, cfg.val_noise)
+
+
+def train(cfg: TrainConfig, resume: bool = False, progress: Progress | None = None) -> Path:
+    """Run (or continue) training; returns the path of the final checkpoint."""
+    out = Path(cfg.out)
+    device = torch.device("cpu")
+    if torch.cuda.is_available():  # one GPU per process: torchrun's LOCAL_RANK picks it
+        device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
+        torch.cuda.set_device(device)
+    rank = init_distributed(device)
+    torch.manual_seed(cfg.seed + rank.rank)
+
+    faces = load_faces(Path(cfg.data), Path(cfg.masks) if cfg.masks else None, cfg.crop)
+    train_faces, holdout = split_holdout(faces, cfg.holdout, cfg.seed)
+    kernels = kernel_bank(cfg.kernel_bank, cfg.seed)
+    sampler = Sampler(
+        train_faces, kernels, seed=cfg.seed * 1000 + rank.rank, noise_max=cfg.noise_max
+    )
+
+    stage = prepare_stage(cfg).to(device)
+    optimizer = torch.optim.Adam(stage.trainable(), lr=cfg.lr)
+    history: list[dict[str, Any]] = []
+    start = 0
+    if resume:
+        state = load_train_state(out / "last.pt", cfg)
+        load_stage_weights(stage, state["stage"], str(out / "last.pt"))
+        optimizer.load_state_dict(state["optimizer"])
+        sampler.generator.set_state(state["sampler_rng"][rank.rank % len(state["sampler_rng"])])
+        history, start = state["history"], state["step"]
+    model: torch.nn.Module = stage
+    if rank.world > 1:
+        ids = [device.index] if device.type == "cuda" else None
+        model = torch.nn.parallel.DistributedDataParallel(stage, device_ids=ids)
+
+    val = validation_set(cfg, stage, holdout).to(device) if rank.main else None
+    if rank.main:
+        out.mkdir(parents=True, exist_ok=True)
+        (out / "config.json").write_text(json.dumps(cfg.to_dict(), indent=2) + "\n")
+        # Steps logged after the last checkpoint of a killed run are done again: the log
+        # restarts from the checkpoint's history so that it never holds a step twice.
+        lines = "".join(json.dumps(h) + "\n" for h in history)
+        (out / "log.jsonl").write_text(lines)
+        if not cfg.perceptual:
+            _log(out, history, {"kind": "note", "step": start, "note": "perceptual loss off"})
+
+    autocast = torch.autocast(device.type, dtype=torch.bfloat16, enabled=cfg.precision == "bf16")
+    best = max(
+        (h.get(stage.key_metric, -math.inf) for h in history if h["kind"] == "val"),
+        default=-math.inf,
+    )
+    clock, window = time.perf_counter(), 0
+    sums: dict[str, float] = {}
+    stage.train()
+    for step in range(start, cfg.steps):
+        for group in optimizer.param_groups:
+            group["lr"] = learning_rate(cfg, step)
+        batch = sampler.sample(cfg.batch_size, stage.blur, getattr(stage, "index", None))
+        batch = type(batch)(
+            *(None if t is None else t.to(device) for t in (batch.sharp, batch.blurry, batch.masks))
+        )
+        with autocast:
+            loss, terms = model(batch)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+
+        window += 1
+        for k, v in {"loss": loss.detach(), **terms}.items():
+            sums[k] = sums.get(k, 0.0) + float(v)
+        done = step + 1
+        checkpoint = done % cfg.ckpt_every == 0 or done == cfg.steps
+        # Every rank's sampler state goes into last.pt (a collective: all ranks gather).
+        rng_states = _sampler_states(sampler, rank, device) if checkpoint else None
+        if not rank.main:
+            continue
+        if done % cfg.log_every == 0 or done == cfg.steps:
+            elapsed = time.perf_counter() - clock
+            line = {k: v / window for k, v in sums.items()}
+            line.update(kind="train", step=done, lr=learning_rate(cfg, step),
+                        steps_per_hour=3600 * window / elapsed)  # fmt: skip
+            _log(out, history, line)
+            if progress:
+                progress(done, cfg.steps, line)
+            clock, window, sums = time.perf_counter(), 0, {}
+        if done % cfg.val_every == 0 or done == cfg.steps:
+            stage.eval()
+            scores = stage.validate(val)
+            stage.train()
+            _log(out, history, {"kind": "val", "step": done, **scores})
+            save_rgb8(out / "samples.png", stage.pictures(val), overwrite=True)
+            plot_curves(history, out / "curves.png")
+            if scores[stage.key_metric] > best:
+                best = scores[stage.key_metric]
+                save_train_state(out / "best.pt", cfg, stage, optimizer, sampler, history, done)
+        if checkpoint:
+            save_train_state(
+                out / "last.pt", cfg, stage, optimizer, sampler, history, done, rng_states
+            )
+    if rank.world > 1:
+        _log_rank_checksums(stage, rank, out, history)
+    return out / "last.pt"
+
+
+def _sampler_states(sampler: Sampler, rank: Rank, device: torch.device) -> list[torch.Tensor]:
+    """The sampler RNG state of every rank, in rank order (all ranks must call this)."""
+    state = sampler.generator.get_state()
+    if rank.world == 1:
+        return [state]
+    local = state.to(device)  # nccl gathers device tensors only
+    gathered = [torch.empty_like(local) for _ in range(rank.world)]
+    dist.all_gather(gathered, local)
+    return [t.cpu() for t in gathered]
+
+
+def _log_rank_checksums(stage: Stage, rank: Rank, out: Path, history: list[dict[str, Any]]) -> None:
+    """Prove the ranks agree: every rank's weight checksum, logged by rank 0."""
+    total = torch.stack([p.detach().double().sum() for p in stage.trainable()]).sum()
+    gathered = [torch.zeros_like(total) for _ in range(rank.world)]
+    dist.all_gather(gathered, total)
+    if rank.main:
+        sums = [float(t) for t in gathered]
+        _log(out, history, {"kind": "ranks", "step": history[-1]["step"], "checksums": sums})
+    dist.barrier()
+
+
+def _log(out: Path, history: list[dict[str, Any]], line: dict[str, Any]) -> None:
+    history.append(line)
+    with open(out / "log.jsonl", "a") as f:
+        f.write(json.dumps(line) + "\n")
