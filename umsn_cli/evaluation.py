@@ -31,7 +31,8 @@ class Scores:
     counts: dict[str, int] = field(default_factory=dict)
 
     def add(self, name: str, value: float) -> None:
-        if np.isfinite(value):
+        """Record one score; NaN (a class absent from the face) is left out."""
+        if not np.isnan(value):
             self.sums[name] = self.sums.get(name, 0.0) + value
             self.counts[name] = self.counts.get(name, 0) + 1
 
