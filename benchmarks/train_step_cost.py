@@ -46,13 +46,15 @@ def main() -> None:
         stage=args.stage, out="-", model=args.config, data="-", masks="-", fnet_class=3,
         precision=args.precision, perceptual=args.perceptual == "on", batch_size=args.batch,
     )  # fmt: skip
-    stage = prepare_stage(cfg).train()
+    stage = prepare_stage(cfg).train().to(memory_format=torch.channels_last)
     optimizer = torch.optim.Adam(stage.trainable(), lr=cfg.lr)
     sampler = Sampler(random_faces(), kernel_bank(500, 0), seed=0)
     autocast = torch.autocast("cpu", dtype=torch.bfloat16, enabled=args.precision == "bf16")
 
     def step() -> None:
-        batch = sampler.sample(args.batch, stage.blur, getattr(stage, "index", None))
+        batch = sampler.sample(args.batch, stage.blur, getattr(stage, "index", None)).to(
+            torch.device("cpu")
+        )
         with autocast:
             loss, _ = stage(batch)
         optimizer.zero_grad(set_to_none=True)

@@ -134,7 +134,8 @@ def train(cfg: TrainConfig, resume: bool = False, progress: Progress | None = No
         train_faces, kernels, seed=cfg.seed * 1000 + rank.rank, noise_max=cfg.noise_max
     )
 
-    stage = prepare_stage(cfg).to(device)
+    # Channels-last: 10–35% faster steps on the CPU (measured in the foundation issue).
+    stage = prepare_stage(cfg).to(device, memory_format=torch.channels_last)
     optimizer = torch.optim.Adam(stage.trainable(), lr=cfg.lr)
     history: list[dict[str, Any]] = []
     start = 0
@@ -172,9 +173,7 @@ def train(cfg: TrainConfig, resume: bool = False, progress: Progress | None = No
         for group in optimizer.param_groups:
             group["lr"] = learning_rate(cfg, step)
         batch = sampler.sample(cfg.batch_size, stage.blur, getattr(stage, "index", None))
-        batch = type(batch)(
-            *(None if t is None else t.to(device) for t in (batch.sharp, batch.blurry, batch.masks))
-        )
+        batch = batch.to(device)
         with autocast:
             loss, terms = model(batch)
         optimizer.zero_grad(set_to_none=True)
