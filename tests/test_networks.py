@@ -150,3 +150,18 @@ def test_training_mode_gradients_reach_every_inference_parameter():
     ]
     missing = [n for n, p in generator_params if p.grad is None]
     assert missing == []
+
+
+def test_dilated_convolutions_train_in_bf16_channels_last():
+    """torch 2.13's CPU bf16 backward of a channels-last dilated conv crashes or gives NaN."""
+    from umsn_cli.nn.blocks import conv
+
+    torch.manual_seed(0)
+    layer = conv(30, 10, 3, dilation=2).to(memory_format=torch.channels_last)
+    x = torch.randn(16, 30, 64, 64).contiguous(memory_format=torch.channels_last)
+    for _ in range(3):
+        layer.zero_grad()
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            y = layer(x)
+        y.float().square().mean().backward()
+        assert torch.isfinite(layer.weight.grad).all()

@@ -26,7 +26,25 @@ def make_norm(kind: Norm, channels: int) -> nn.Module:
 
 def conv(cin: int, cout: int, k: int, dilation: int = 1) -> nn.Conv2d:
     """A 'same'-padded convolution with bias."""
-    return nn.Conv2d(cin, cout, k, padding=dilation * (k // 2), dilation=dilation)
+    kind = DilatedConv2d if dilation > 1 else nn.Conv2d
+    return kind(cin, cout, k, padding=dilation * (k // 2), dilation=dilation)
+
+
+class DilatedConv2d(nn.Conv2d):
+    """A dilated convolution that can be trained in bf16 on the CPU.
+
+    In torch 2.13 the CPU backward of a bf16 dilated convolution whose input is
+    channels-last crashes the process or returns NaN weight gradients (found when the
+    first end-to-end UMSN run diverged at step 1; reproduced with a lone conv2d; NCHW
+    inputs and fp32 are fine). While autograd records, input and weight are therefore
+    passed in the contiguous NCHW layout; inference keeps the faster channels-last path.
+    """
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        bf16 = x.dtype == torch.bfloat16 or torch.is_autocast_enabled("cpu")
+        if torch.is_grad_enabled() and x.device.type == "cpu" and bf16:
+            return self._conv_forward(x.contiguous(), self.weight.contiguous(), self.bias)
+        return super().forward(x)
 
 
 class SmoothedDilation(nn.Module):
