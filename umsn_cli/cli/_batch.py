@@ -10,7 +10,7 @@ import typer
 from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from umsn_cli.cli._common import err_console, warn
+from umsn_cli.cli._common import err_console, report_problems
 
 if TYPE_CHECKING:
     from umsn_cli.batch import Report
@@ -104,15 +104,7 @@ def run_batch(
 
 
 def _summarise(task: str, report: Report, output: Path, *, verbose: bool) -> None:
-    if verbose:
-        for source, message in report.warnings:
-            warn(f"{source}: {message}")
-    elif report.warnings:
-        count = len(report.warnings)
-        warn(f"{count} warning{'s' * (count != 1)} (run with --verbose to see them)")
-    for source, message in report.failed:
-        line = message if str(source) in message else f"{source}: {message}"
-        err_console.print(f"[red]failed:[/] {escape(line)}")  # file names may hold "[...]"
+    report_problems(report.warnings, report.failed, verbose=verbose)
     err_console.print(
         f"{task}: {len(report.done)} done, {len(report.failed)} failed in "
         f"{report.seconds:.1f} s ({report.faces_per_second:.1f} faces/s) → {escape(str(output))}"

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Callable
+from pathlib import Path
 from typing import ParamSpec, TypeVar
 
 import typer
@@ -36,6 +37,21 @@ state = _State()
 def warn(message: str) -> None:
     """Print a one-line warning on stderr."""
     err_console.print(f"[yellow]warning:[/] {escape(message)}")
+
+
+def report_problems(
+    warnings: list[tuple[Path, str]], failed: list[tuple[Path, str]], *, verbose: bool
+) -> None:
+    """Per-file warnings (all with ``verbose``, else a count) and one line per failed file."""
+    if verbose:
+        for source, message in warnings:
+            warn(f"{source}: {message}")
+    elif warnings:
+        count = len(warnings)
+        warn(f"{count} warning{'s' * (count != 1)} (run with --verbose to see them)")
+    for source, message in failed:
+        line = message if str(source) in message else f"{source}: {message}"
+        err_console.print(f"[red]failed:[/] {escape(line)}")  # file names may hold "[...]"
 
 
 def fail(message: str, code: int = 1) -> typer.Exit:

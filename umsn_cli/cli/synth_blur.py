@@ -9,7 +9,7 @@ from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from umsn_cli.cli import _batch as opt
-from umsn_cli.cli._common import err_console, reports_errors, warn
+from umsn_cli.cli._common import err_console, report_problems, reports_errors
 
 
 @reports_errors
@@ -93,15 +93,7 @@ def synth_blur(
         bar = progress.add_task("synth-blur", total=len(plan.jobs))
         report = synth.run(plan, on_file=lambda _path: progress.advance(bar))
 
-    if verbose or len(plan.jobs) == 1:
-        for source, message in report.warnings:
-            warn(f"{source}: {message}")
-    elif report.warnings:
-        count = len(report.warnings)
-        warn(f"{count} warning{'s' * (count != 1)} (run with --verbose to see them)")
-    for source, message in report.failed:
-        line = message if str(source) in message else f"{source}: {message}"
-        err_console.print(f"[red]failed:[/] {escape(line)}")
+    report_problems(report.warnings, report.failed, verbose=verbose or len(plan.jobs) == 1)
     err_console.print(
         f"synth-blur: {len(report.done)} done, {len(report.failed)} failed, "
         f"{report.blurry} blurry images ({mode}) in {report.seconds:.1f} s → {escape(str(output))}"
