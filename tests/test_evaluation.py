@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+from cli_helpers import face
 
 from umsn_cli.blur import SHEN_SIZES
 from umsn_cli.blur.kernels import shen_bank
@@ -13,8 +14,6 @@ from umsn_cli.evaluation import evaluate_shen
 
 @pytest.fixture
 def faces() -> torch.Tensor:
-    from tests.cli_helpers import face
-
     images = [np.asarray(face(32)), np.asarray(face(32))[::-1].copy()]
     return torch.from_numpy(np.stack(images)).permute(0, 3, 1, 2).float() / 255
 
