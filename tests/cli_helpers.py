@@ -32,6 +32,20 @@ def leftovers(folder: Path) -> list[Path]:
     return [p for p in folder.rglob("*") if p.name.startswith(".") or ".tmp" in p.name]
 
 
+def assert_same_training_state(a: Path, b: Path, step: int) -> None:
+    """Two runs' ``last.pt`` hold the same step, weights and every rank's sampler RNG."""
+    import torch
+
+    sa = torch.load(a / "last.pt", weights_only=True)
+    sb = torch.load(b / "last.pt", weights_only=True)
+    assert sa["step"] == sb["step"] == step
+    assert sa["stage"].keys() == sb["stage"].keys()
+    for k in sa["stage"]:
+        assert torch.equal(sa["stage"][k], sb["stage"][k]), k
+    for ra, rb in zip(sa["sampler_rng"], sb["sampler_rng"], strict=True):
+        assert torch.equal(ra, rb)
+
+
 def pixels(path: Path) -> np.ndarray:
     with Image.open(path) as image:
         return np.asarray(image)

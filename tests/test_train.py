@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from cli_helpers import face, save
+from cli_helpers import assert_same_training_state, face, save
 from PIL import Image, ImageDraw
 from typer.testing import CliRunner
 
@@ -255,13 +255,7 @@ def test_resume_continues_exactly(tmp_path, dataset):
     ok(snet(dataset, b, "--steps", "2", *constant))
     ok(snet(dataset, b, "--steps", "4", *constant, "--resume"))
 
-    sa = torch.load(a / "last.pt", weights_only=True)
-    sb = torch.load(b / "last.pt", weights_only=True)
-    assert sa["step"] == sb["step"] == 4
-    assert sa["stage"].keys() == sb["stage"].keys()
-    for k in sa["stage"]:
-        assert torch.equal(sa["stage"][k], sb["stage"][k]), k
-    assert torch.equal(sa["sampler_rng"][0], sb["sampler_rng"][0])
+    assert_same_training_state(a, b, step=4)
     # The resumed run's log continues the first one: steps 1…4 once each.
     steps = [line["step"] for line in log_lines(b) if line["kind"] == "train"]
     assert steps == [1, 2, 3, 4]

@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 import torch
 import torch.distributed as dist
+from cli_helpers import assert_same_training_state
 from test_train import make_dataset
 
 pytestmark = pytest.mark.skipif(
@@ -104,11 +105,4 @@ def test_a_resumed_distributed_run_continues_every_rank_exactly(tmp_path: Path) 
     torchrun(tmp_path, [str(script)], *common, "--out", b, "--steps", "2")
     torchrun(tmp_path, [str(script)], *common, "--out", b, "--steps", "4", "--resume")
 
-    sa = torch.load(a / "last.pt", weights_only=True)
-    sb = torch.load(b / "last.pt", weights_only=True)
-    assert sa["step"] == sb["step"] == 4
-    assert sa["stage"].keys() == sb["stage"].keys()
-    for k in sa["stage"]:
-        assert torch.equal(sa["stage"][k], sb["stage"][k]), k
-    for ra, rb in zip(sa["sampler_rng"], sb["sampler_rng"], strict=True):
-        assert torch.equal(ra, rb)
+    assert_same_training_state(a, b, step=4)

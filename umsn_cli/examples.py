@@ -11,10 +11,10 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
-import torch
-import torch.nn.functional as F
 from PIL import Image
 from skimage import data
+
+from umsn_cli.blur import blur_image
 
 #: (top, bottom, left, right) of the face crop in the 512×512 astronaut image.
 _CROP = (10, 220, 122, 332)
@@ -40,18 +40,9 @@ def motion_kernel(length: int = 11, angle_degrees: float = 30.0) -> np.ndarray:
     return kernel / kernel.sum()
 
 
-def blur(rgb: np.ndarray, kernel: np.ndarray) -> np.ndarray:
-    """Convolve each channel with ``kernel``; borders are replicated, not darkened."""
-    k = torch.from_numpy(kernel)[None, None].repeat(3, 1, 1, 1)
-    pad = kernel.shape[0] // 2
-    x = torch.from_numpy(np.ascontiguousarray(rgb.transpose(2, 0, 1)))[None]
-    x = F.pad(x, (pad, pad, pad, pad), mode="replicate")
-    return F.conv2d(x, k, groups=3)[0].permute(1, 2, 0).numpy().clip(0, 1)
-
-
 def example_blurry(size: int = 128) -> np.ndarray:
     """The example face with the fixed motion blur: the input of ``--example``."""
-    return blur(example_face(size), motion_kernel())
+    return blur_image(example_face(size), motion_kernel()).clip(0, 1)
 
 
 def write_example(path: Path) -> Path:
