@@ -1,13 +1,12 @@
-"""Score deblurring models on the Shen et al. protocol, per kernel size and per class.
+"""Compare deblurring models on the Shen et al. protocol, per kernel size and per class.
 
-Deblurring quality: each sharp face of ``--val`` (canonical framing) × the seeded bank
-of 10 kernels at each size 13, 15, …, 27, noise σ = ``--noise``; mean PSNR/SSIM per
-size and overall, with the blurry input as the baseline. Per-class quality (the
-paper's Table I): the same protocol on the held-out labelled training faces (never
-trained on), masked PSNR per class with the true labels. Models are weights
-(``--model``: an id, a checkpoint file) or training runs (``--run``: any generator
-stage, e.g. the plain B-Net ablation). Writes a markdown table and, with ``--json``,
-all numbers.
+Deblurring quality (``--val``): each sharp face (canonical framing) × the seeded bank
+of kernels at each size 13, 15, …, 27, noise σ = ``--noise``. Per-class quality (the
+paper's Table I, ``--labelled``): the same protocol on the held-out labelled training
+faces (never trained on), masked PSNR per class with the true labels. Models are
+weights (``--model``: an id, a checkpoint file) or training runs (``--run``: any
+generator stage, e.g. the plain B-Net ablation), which ``umsn benchmark`` cannot load.
+Prints one Markdown table with a column per model; ``--json`` keeps every number.
 
     python benchmarks/shen_val.py --model umsn-lite --run runs/lite/bnet \\
         --val ../shared/data/celebamask-mini/val/images \\
@@ -20,36 +19,40 @@ import argparse
 import json
 import sys
 import time
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
+import numpy as np
 import torch
 
-from umsn_cli.evaluation import Restore, evaluate_shen
+from umsn_cli.benchmark.datasets import TestSet, blurred_faces
+from umsn_cli.benchmark.quality import Model, RestorerModel, score
 from umsn_cli.nn import get_config
 from umsn_cli.train.checkpoint import load_stage_weights, read_train_state
 from umsn_cli.train.config import TrainConfig
 from umsn_cli.train.data import load_faces
 from umsn_cli.train.loop import split_holdout
 from umsn_cli.train.stages import GeneratorStage, build_stage
-from umsn_cli.train.validation import canonical
 
 
-def model_restorer(ref: str, backend: str) -> Restore:
-    from umsn_cli.api import Restorer
+class RunModel:
+    """The generator of a training run (last.pt) as a benchmark model, without S-Net."""
 
-    restorer = Restorer.load(ref, backend=backend)
-    return lambda blurry: restorer.backend.deblur(blurry)[0]
+    segment = None
 
+    def __init__(self, run: Path) -> None:
+        state = read_train_state(run / "last.pt")
+        cfg = TrainConfig.from_dict({**state["config"], "perceptual": False})
+        stage = build_stage(cfg, get_config(cfg.model))
+        if not isinstance(stage, GeneratorStage):
+            raise SystemExit(f"{run}: a {cfg.stage} run does not deblur")
+        load_stage_weights(stage, state["stage"], str(run))
+        self.stage = stage.eval()
 
-def run_restorer(run: Path) -> Restore:
-    state = read_train_state(run / "last.pt")
-    cfg = TrainConfig.from_dict({**state["config"], "perceptual": False})
-    stage = build_stage(cfg, get_config(cfg.model))
-    if not isinstance(stage, GeneratorStage):
-        raise SystemExit(f"{run}: a {cfg.stage} run does not deblur")
-    load_stage_weights(stage, state["stage"], str(run))
-    stage.eval()
-    return stage.restore01
+    def deblur(self, faces: Sequence[np.ndarray]) -> list[np.ndarray]:
+        x = torch.from_numpy(np.stack(faces)).permute(0, 3, 1, 2)
+        restored = self.stage.restore01(x).float().clamp(0, 1)
+        return list(restored.permute(0, 2, 3, 1).numpy())
 
 
 def main() -> None:
@@ -68,25 +71,30 @@ def main() -> None:
     args = parser.parse_args()
     torch.set_grad_enabled(False)
 
-    models = {m: model_restorer(m, args.backend) for m in args.model}
-    models |= {str(r): run_restorer(r) for r in args.run}
+    from umsn_cli.api import Restorer
+
+    models: dict[str, Model] = {
+        m: RestorerModel(Restorer.load(m, backend=args.backend)) for m in args.model
+    }
+    models |= {str(r): RunModel(r) for r in args.run}
+    sets: dict[str, Callable[[], TestSet]] = {}
+    protocol = {"seed": args.seed, "noise": args.noise, "per_size": args.per_size}
+    if args.val:
+        sets["val"] = lambda: blurred_faces("val", load_faces(args.val, crop=args.crop), **protocol)
+    if args.labelled:
+        faces = load_faces(args.labelled / "images", args.labelled / "masks", args.crop)
+        _, holdout = split_holdout(faces, args.holdout, seed=0)
+        sets["classes"] = lambda: blurred_faces("held-out", holdout, **protocol)
     results: dict[str, dict] = {}
-    for name, restore in models.items():
+    for name, model in models.items():
         results[name] = {}
-        if args.val:
-            sharp, _ = canonical(load_faces(args.val, crop=args.crop))
+        for key, make in sets.items():
             start = time.perf_counter()
-            results[name]["val"] = evaluate_shen(
-                restore, sharp, seed=args.seed, noise=args.noise, per_size=args.per_size
-            )
-            print(f"{name}: val in {time.perf_counter() - start:.0f} s", file=sys.stderr)
-        if args.labelled:
-            faces = load_faces(args.labelled / "images", args.labelled / "masks", args.crop)
-            _, holdout = split_holdout(faces, args.holdout, seed=0)
-            sharp, masks = canonical(holdout)
-            results[name]["classes"] = evaluate_shen(
-                restore, sharp, masks, seed=args.seed, noise=args.noise, per_size=args.per_size
-            )
+            report = score(make(), model, model_name=name, backend=args.backend, keep=0)
+            results[name][key] = {"all": report.overall()} | {
+                str(size): s for size, s in report.by_size().items()
+            }
+            print(f"{name}: {key} in {time.perf_counter() - start:.0f} s", file=sys.stderr)
     print(markdown(results))
     if args.json:
         args.json.write_text(json.dumps(results, indent=2) + "\n")
@@ -99,22 +107,22 @@ def markdown(results: dict[str, dict]) -> str:
     if "val" in first:
         lines += ["| kernel size | blurry PSNR / SSIM | " + " | ".join(names) + " |"]
         lines += ["|---" * (len(names) + 2) + "|"]
-        for size in [s for s in first["val"] if s != 0] + [0]:
+        for size in [s for s in first["val"] if s != "all"] + ["all"]:
             base = first["val"][size]
             cells = [f"{base['psnr_blurry']:.2f} / {base['ssim_blurry']:.3f}"]
             for n in names:
                 v = results[n]["val"][size]
                 gain = v["psnr"] - v["psnr_blurry"]
                 cells.append(f"{v['psnr']:.2f} / {v['ssim']:.3f} ({gain:+.2f} dB)")
-            lines.append(f"| {size if size else 'all'} | " + " | ".join(cells) + " |")
+            lines.append(f"| {size} | " + " | ".join(cells) + " |")
     if "classes" in first:
         lines += ["", "| class PSNR (held-out) | blurry | " + " | ".join(names) + " |"]
         lines += ["|---" * (len(names) + 2) + "|"]
         for key, label in (("", "whole face"), ("_m1", "m1 background"), ("_m2", "m2 skin"),
                            ("_m3", "m3 features"), ("_m4", "m4 hair")):  # fmt: skip
-            all_ = first["classes"][0]
+            all_ = first["classes"]["all"]
             cells = [f"{all_['psnr_blurry' + key]:.2f}"]
-            cells += [f"{results[n]['classes'][0]['psnr' + key]:.2f}" for n in names]
+            cells += [f"{results[n]['classes']['all']['psnr' + key]:.2f}" for n in names]
             lines.append(f"| {label} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
 

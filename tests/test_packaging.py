@@ -49,6 +49,16 @@ def test_wheel_carries_the_weights_manifest(wheel: zipfile.ZipFile):
     assert packaged == json.loads((ROOT / "weights_manifest.json").read_text())
 
 
+def test_every_module_of_the_source_tree_is_in_the_wheel(wheel: zipfile.ZipFile):
+    names = set(wheel.namelist())
+    sources = [p.relative_to(ROOT).as_posix() for p in (ROOT / "umsn_cli").rglob("*.py")]
+    sources += [
+        f"umsn_cli/{p.relative_to(ROOT).as_posix()}" for p in (ROOT / "backends").glob("*.py")
+    ]
+    missing = [s for s in sources if "__pycache__" not in s and s not in names]
+    assert not missing, f"listed in no [tool.setuptools] packages entry: {missing}"
+
+
 def test_backends_are_installed_inside_the_package(wheel: zipfile.ZipFile):
     names = wheel.namelist()
     assert "umsn_cli/backends/__init__.py" in names

@@ -30,6 +30,10 @@ class UsageError(UmsnError):
     exit_code = 2
 
 
+class DatasetMissingError(UsageError):
+    """A named test set is not on this machine (they cannot be downloaded; exit 2)."""
+
+
 class ImageError(UmsnError):
     """An input image cannot be read, or an output cannot be written."""
 
@@ -56,3 +60,7 @@ class OfflineError(WeightsError):
 
 class BackendUnavailableError(UmsnError):
     """An inference backend was asked for by name but cannot run on this machine."""
+
+
+class MissingExtraError(UmsnError):
+    """An optional feature needs packages from an extra (``umsn[...]``) that are not installed."""

@@ -8,6 +8,9 @@
   channel and averaged; the mean over images for a set.
 - Masked PSNR (the paper's per-class Table I): the MSE only over pixels of one class,
   weighted by the soft mask.
+- Masked SSIM: the same SSIM map (channel-averaged, without the 5-pixel border that
+  the 11×11 window cannot cover, exactly the pixels :func:`ssim` averages) averaged
+  with the soft mask as weights.
 - F-score per class: pixels labelled with the most likely class (argmax) against the
   argmax of the target masks, pooled over the whole set, F1 = 2PR/(P+R).
 """
@@ -39,6 +42,9 @@ def masked_psnr(restored: np.ndarray, sharp: np.ndarray, mask: np.ndarray) -> fl
     return float("inf") if mse == 0 else 10 * np.log10(255.0**2 / mse)
 
 
+_SSIM_BORDER = 5  # (11 − 1) / 2: skimage averages the map without this border
+
+
 def ssim(restored: np.ndarray, sharp: np.ndarray) -> float:
     return float(
         structural_similarity(
@@ -51,6 +57,37 @@ def ssim(restored: np.ndarray, sharp: np.ndarray) -> float:
             use_sample_covariance=False,
         )
     )
+
+
+def ssim_map(restored: np.ndarray, sharp: np.ndarray) -> np.ndarray:
+    """Per-pixel SSIM (H×W, channel-averaged) with the conventions of :func:`ssim`."""
+    _, full = structural_similarity(
+        to_8bit(restored),
+        to_8bit(sharp),
+        channel_axis=2,
+        data_range=255.0,
+        gaussian_weights=True,
+        sigma=1.5,
+        use_sample_covariance=False,
+        full=True,
+    )
+    return full.mean(axis=2)
+
+
+def map_mean(values: np.ndarray) -> float:
+    """The mean of an :func:`ssim_map` over the pixels :func:`ssim` averages."""
+    b = _SSIM_BORDER
+    return float(values[b:-b, b:-b].mean())
+
+
+def masked_ssim(values: np.ndarray, mask: np.ndarray) -> float:
+    """Mean of an :func:`ssim_map` weighted by ``mask`` (H×W); NaN for an empty mask."""
+    b = _SSIM_BORDER
+    weights = mask[b:-b, b:-b]
+    total = float(weights.sum())
+    if total < 1:
+        return float("nan")
+    return float((values[b:-b, b:-b] * weights).sum() / total)
 
 
 class FScore:

@@ -8,7 +8,7 @@ from __future__ import annotations
 import typer
 
 from umsn_cli import __version__
-from umsn_cli.cli import deblur, segment, synth_blur, train, weights
+from umsn_cli.cli import benchmark, deblur, segment, synth_blur, train, weights
 from umsn_cli.cli._common import state
 
 app = typer.Typer(
@@ -41,6 +41,7 @@ app.command("deblur")(deblur.deblur)
 app.command("segment")(segment.segment)
 app.command("synth-blur")(synth_blur.synth_blur)
 app.command("train")(train.train)
+app.command("benchmark")(benchmark.benchmark)
 app.add_typer(weights.app, name="weights")
 
 

@@ -1,0 +1,111 @@
+"""``umsn benchmark`` end to end with a tiny random model: quality reports and errors."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from cli_helpers import face, save
+from PIL import Image
+from test_benchmark_datasets import shen_layout
+from test_cli_deblur import assert_clean_error, run
+
+
+def bench(model: Path, *args: str | Path):
+    return run("benchmark", *args, "--model", model, "--backend", "cpu", "--batch-size", "16")
+
+
+def sharp_faces(folder: Path, count: int = 2) -> Path:
+    for i in range(count):
+        save(face(64).rotate(5 * i), folder / f"face{i}.png")
+    return folder
+
+
+def test_quality_on_a_folder_of_sharp_faces_writes_every_report(tmp_path, tiny_checkpoint):
+    faces = sharp_faces(tmp_path / "faces")
+    out = tmp_path / "out"
+    out.mkdir()
+    result = bench(
+        tiny_checkpoint, "--dataset", faces, "--per-size", "1",
+        "--json", out / "r.json", "--markdown", out / "r.md", "--picture", out / "cases.png",
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    assert "blurry input" in result.stdout and "per kernel size" in result.stdout
+    data = json.loads((out / "r.json").read_text())
+    assert data["count"] == 2 * 8 and len(data["cases"]) == 16
+    assert sorted(data["by_size"], key=int) == [str(s) for s in range(13, 28, 2)]
+    assert data["mask_source"] == "S-Net on the sharp face"
+    assert {"psnr", "ssim", "psnr_blurry", "ssim_blurry"} <= set(data["overall"])
+    assert data["command"].startswith("umsn benchmark --dataset")
+    markdown = (out / "r.md").read_text()
+    assert "| blurry input |" in markdown and "| 27×27 |" in markdown
+    assert f"{data['overall']['psnr_blurry']:.2f}" in markdown
+    with Image.open(out / "cases.png") as picture:
+        assert picture.width > 4 * 128 and picture.height > 6 * 128  # 3 best + 3 worst rows
+
+
+def test_quality_on_a_shen_layout_under_the_data_root(tmp_path, tiny_checkpoint, monkeypatch):
+    shen_layout(tmp_path / "data")
+    monkeypatch.setenv("UMSN_DATA", str(tmp_path / "data"))
+    result = bench(tiny_checkpoint, "--dataset", "helen", "--json", tmp_path / "h.json")
+    assert result.exit_code == 0, result.output
+    data = json.loads((tmp_path / "h.json").read_text())
+    assert data["dataset"] == "helen" and data["count"] == 8
+    assert sorted(data["by_size"]) == ["13", "27"]
+
+
+def test_a_missing_named_set_exits_2_saying_where_it_comes_from(tmp_path, tiny_checkpoint):
+    result = bench(tiny_checkpoint, "--dataset", "celeba", "--data-root", tmp_path)
+    message = assert_clean_error(result, 2)
+    assert "Shen et al." in message and "final_CelebA_gt" in message
+
+
+def test_usage_errors(tmp_path, tiny_checkpoint):
+    assert "--dataset" in assert_clean_error(bench(tiny_checkpoint), 2)
+    faces = sharp_faces(tmp_path / "faces", 1)
+    message = assert_clean_error(
+        bench(tiny_checkpoint, "--dataset", faces, "--json", tmp_path / "no" / "r.json"), 2
+    )
+    assert "does not exist" in message
+    result = bench(tiny_checkpoint, "--dataset", faces, "--protocol", "levin")
+    assert "protocol" in assert_clean_error(result, 2)
+    result = bench(tiny_checkpoint, "--dataset", faces, "--kernels", tmp_path / "none.npy")
+    assert "--kernels" in assert_clean_error(result, 2)
+
+
+def test_identity_without_dlib_is_skipped_with_a_message(tmp_path, tiny_checkpoint, monkeypatch):
+    from umsn_cli.benchmark import identity
+
+    monkeypatch.setattr(identity, "identity_unavailable_reason", lambda: "install umsn[eval]")
+    faces = sharp_faces(tmp_path / "faces", 1)
+    result = bench(
+        tiny_checkpoint, "--dataset", faces, "--per-size", "1", "--identity", "--limit", "1",
+        "--json", tmp_path / "r.json",
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    assert "identity distance skipped: install umsn[eval]" in result.stderr
+    data = json.loads((tmp_path / "r.json").read_text())
+    assert "identity" not in data["overall"] and data["identity"].startswith("skipped")
+
+
+def test_speed_table_and_reports(tmp_path, tiny_checkpoint):
+    result = run(
+        "benchmark", "--speed", "--model", tiny_checkpoint, "--backend", "cpu",
+        "--batch", "1", "--batch", "2", "--size", "32", "--repeats", "1",
+        "--json", tmp_path / "s.json", "--markdown", tmp_path / "s.md",
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    assert "matmul peak" in result.stdout and "│ cpu " in result.stdout
+    data = json.loads((tmp_path / "s.json").read_text())
+    assert [(r["backend"], r["batch"], r["size"]) for r in data["rows"]] == [
+        ("cpu", 1, 32),
+        ("cpu", 2, 32),
+    ]
+    assert all(r["ms_per_face"] > 0 for r in data["rows"])
+    assert "--speed" in data["command"] and "--batch 1 --batch 2" in data["command"]
+    assert "| cpu |" in (tmp_path / "s.md").read_text()
+
+
+def test_speed_with_a_backend_that_cannot_run_is_an_error(tmp_path, tiny_checkpoint):
+    result = run("benchmark", "--speed", "--model", tiny_checkpoint, "--backend", "cuda")
+    assert "cuda" in assert_clean_error(result)

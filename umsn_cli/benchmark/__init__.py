@@ -1,0 +1,1 @@
+"""Scoring models: quality on test sets and speed on this machine."""

@@ -1,0 +1,234 @@
+"""Scoring restored faces against their sharp originals: overall, per kernel size, per class.
+
+Every score follows :mod:`umsn_cli.metrics` (RGB, 8-bit, Gaussian-window SSIM). Each
+case is scored for the restored face *and* for the blurry input, so a report always
+carries its own baseline. Set means are means of per-image scores (Shen et al.'s
+convention); a class absent from a face (NaN) is left out of that class's mean.
+Per-class scores need masks: the dataset's true labels when it has them, else the
+model's S-Net run on the *sharp* face (the paper's choice), and the report says which.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
+from itertools import islice
+from typing import TYPE_CHECKING, Any, Protocol
+
+import numpy as np
+
+from umsn_cli.benchmark.datasets import Pair, TestSet
+from umsn_cli.images import from_array
+from umsn_cli.labels import one_hot
+from umsn_cli.metrics import map_mean, masked_psnr, masked_ssim, psnr, ssim_map
+from umsn_cli.visualize import labels_from_probs
+
+if TYPE_CHECKING:
+    from umsn_cli.api import Restorer
+
+CLASSES = 4
+
+
+class Model(Protocol):
+    """What scoring needs from a model: restore faces, and segment them for masks.
+
+    ``segment`` may be None (a model without S-Net, e.g. the plain B-Net ablation):
+    then only sets with true labels get per-class scores.
+    """
+
+    def deblur(self, faces: Sequence[np.ndarray]) -> list[np.ndarray]:
+        """H×W×3 float images in [0, 1] → restored images of the same sizes."""
+
+    segment: Callable[[Sequence[np.ndarray]], list[np.ndarray]] | None
+
+
+class RestorerModel:
+    """A :class:`~umsn_cli.api.Restorer` as a :class:`Model` (resizing like ``umsn deblur``)."""
+
+    def __init__(self, restorer: Restorer) -> None:
+        self.restorer = restorer
+
+    def deblur(self, faces: Sequence[np.ndarray]) -> list[np.ndarray]:
+        return [r.rgb for r in self.restorer.deblur_batch([from_array(f) for f in faces])]
+
+    def segment(self, faces: Sequence[np.ndarray]) -> list[np.ndarray]:
+        return self.restorer.segment_batch([from_array(f) for f in faces])
+
+
+class Identity(Protocol):
+    def distance(self, restored: np.ndarray, sharp: np.ndarray) -> float: ...
+
+
+@dataclass
+class Case:
+    """The scores of one pair; the images are kept only for the best and worst cases."""
+
+    id: str
+    face: str
+    size: int | None
+    scores: dict[str, float]
+    #: blurry, restored, sharp, masks (None without masks)
+    images: tuple[np.ndarray, ...] | None = field(default=None, repr=False)
+
+    @property
+    def gain(self) -> float:
+        """PSNR gained over the blurry input: what ranks best and worst cases."""
+        return self.scores["psnr"] - self.scores["psnr_blurry"]
+
+
+@dataclass
+class QualityReport:
+    dataset: str
+    protocol: str
+    model: str
+    backend: str
+    mask_source: str  # "labels", "S-Net on the sharp face", or "none" (no class scores)
+    identity: str | None  # how identity was measured, or why it was not
+    cases: list[Case]
+    best: list[Case]
+    worst: list[Case]
+
+    def overall(self) -> dict[str, float]:
+        return _means(self.cases)
+
+    def by_size(self) -> dict[int, dict[str, float]]:
+        sizes = sorted({c.size for c in self.cases if c.size is not None})
+        return {s: _means([c for c in self.cases if c.size == s]) for s in sizes}
+
+    def to_dict(self) -> dict[str, Any]:
+        """Everything, JSON-ready (infinite PSNR of identical images becomes null)."""
+        return _finite(
+            {
+                "dataset": self.dataset,
+                "protocol": self.protocol,
+                "model": self.model,
+                "backend": self.backend,
+                "mask_source": self.mask_source,
+                "identity": self.identity,
+                "count": len(self.cases),
+                "overall": self.overall(),
+                "by_size": {str(k): v for k, v in self.by_size().items()},
+                "best": [c.id for c in self.best],
+                "worst": [c.id for c in self.worst],
+                "cases": [
+                    {"id": c.id, "face": c.face, "size": c.size, **c.scores} for c in self.cases
+                ],
+            }
+        )
+
+
+def score(
+    test: TestSet,
+    model: Model,
+    *,
+    model_name: str,
+    backend: str,
+    identity: Identity | None = None,
+    identity_note: str | None = None,
+    batch: int = 16,
+    keep: int = 3,
+    progress: Callable[[int], None] | None = None,
+) -> QualityReport:
+    """Restore every pair of ``test`` with ``model`` and score it against its sharp face.
+
+    ``keep`` best and worst cases (by PSNR gain) keep their images for the comparison
+    picture; ``progress`` is called with the number of pairs done after each batch.
+    """
+    mask_cache: dict[str, np.ndarray] = {}
+    cases: list[Case] = []
+    best: list[Case] = []
+    worst: list[Case] = []
+    done = 0
+    for chunk in _chunks(test.pairs, batch):
+        restored = model.deblur([p.blurry for p in chunk])
+        masks = [_masks(p, model, mask_cache) for p in chunk]
+        for pair, out, m in zip(chunk, restored, masks, strict=True):
+            case = Case(pair.id, pair.face, pair.size, _scores(pair, out, m, identity))
+            case_images = (pair.blurry, out, pair.sharp, m)
+            cases.append(case)
+            best = _keep(best, case, case_images, keep, reverse=True)
+            worst = _keep(worst, case, case_images, keep, reverse=False)
+        done += len(chunk)
+        if progress:
+            progress(done)
+    source = "labels" if test.has_labels else "S-Net on the sharp face"
+    if not test.has_labels and model.segment is None:
+        source = "none"
+    return QualityReport(
+        test.name, test.protocol, model_name, backend, source, identity_note, cases, best, worst
+    )
+
+
+def _masks(pair: Pair, model: Model, cache: dict[str, np.ndarray]) -> np.ndarray | None:
+    if pair.masks is not None:
+        return pair.masks
+    if model.segment is None:
+        return None
+    if pair.face not in cache:  # one face has many blurry copies: segment it once
+        probs = model.segment([pair.sharp])[0]
+        cache[pair.face] = one_hot(labels_from_probs(probs), CLASSES)  # classes partition pixels
+    return cache[pair.face]
+
+
+def _scores(
+    pair: Pair, restored: np.ndarray, masks: np.ndarray | None, identity: Identity | None
+) -> dict[str, float]:
+    out: dict[str, float] = {}
+    for prefix, image in (("", restored), ("blurry_", pair.blurry)):
+        suffix = "_blurry" if prefix else ""
+        values = ssim_map(image, pair.sharp)
+        out[f"psnr{suffix}"] = psnr(image, pair.sharp)
+        out[f"ssim{suffix}"] = map_mean(values)
+        for c in range(CLASSES if masks is not None else 0):
+            out[f"psnr{suffix}_m{c + 1}"] = masked_psnr(image, pair.sharp, masks[c])
+            out[f"ssim{suffix}_m{c + 1}"] = masked_ssim(values, masks[c])
+        if identity is not None:
+            out[f"identity{suffix}"] = identity.distance(image, pair.sharp)
+    return out
+
+
+def _keep(
+    ranked: list[Case],
+    case: Case,
+    images: tuple[np.ndarray, ...],
+    keep: int,
+    *,
+    reverse: bool,
+) -> list[Case]:
+    """The ``keep`` best (``reverse``) or worst cases so far, with their images."""
+    if math.isnan(case.gain) or keep == 0:
+        return ranked
+    if len(ranked) == keep:
+        last = ranked[-1].gain
+        if (case.gain <= last) if reverse else (case.gain >= last):
+            return ranked
+    entry = Case(case.id, case.face, case.size, case.scores, images)
+    return sorted([*ranked, entry], key=lambda c: c.gain, reverse=reverse)[:keep]
+
+
+def _means(cases: list[Case]) -> dict[str, float]:
+    sums: dict[str, float] = {}
+    counts: dict[str, int] = {}
+    for case in cases:
+        for name, value in case.scores.items():
+            if not math.isnan(value):
+                sums[name] = sums.get(name, 0.0) + value
+                counts[name] = counts.get(name, 0) + 1
+    return {name: sums[name] / counts[name] for name in sums}
+
+
+def _chunks(pairs: Iterable[Pair], size: int) -> Iterator[list[Pair]]:
+    iterator = iter(pairs)
+    while chunk := list(islice(iterator, size)):
+        yield chunk
+
+
+def _finite(value: Any) -> Any:
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {k: _finite(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_finite(v) for v in value]
+    return value

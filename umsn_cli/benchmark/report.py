@@ -1,0 +1,207 @@
+"""Benchmark reports people can read: tables (rich and Markdown) and comparison pictures.
+
+The tables are built once as rows of strings (:func:`quality_tables`,
+:func:`speed_table`), then rendered either way, so the screen and the Markdown file
+can never disagree.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, ImageDraw
+
+from umsn_cli.benchmark.quality import Case, QualityReport
+from umsn_cli.benchmark.speed import SpeedReport
+from umsn_cli.images import save_rgb8
+from umsn_cli.visualize import CLASS_NAMES, labels_from_probs, overlay, side_by_side
+
+
+@dataclass
+class Table:
+    title: str
+    header: list[str]
+    rows: list[list[str]]
+
+
+def quality_tables(report: QualityReport) -> list[Table]:
+    """Overall, per kernel size and per class; the blurry input is always a row."""
+    overall = report.overall()
+    first = Table(
+        f"{report.dataset}: {report.protocol}",
+        ["", "PSNR (dB)", "SSIM", *(["identity distance"] if "identity" in overall else [])],
+        [],
+    )
+    for label, suffix in (("blurry input", "_blurry"), (report.model, "")):
+        row = [label, _db(overall.get(f"psnr{suffix}")), _ssim(overall.get(f"ssim{suffix}"))]
+        if "identity" in overall:
+            row.append(_ssim(overall.get(f"identity{suffix}")))
+        first.rows.append(row)
+    first.rows.append(
+        ["gain", _gain(overall), _ssim_gain(overall), *([""] if "identity" in overall else [])]
+    )
+    tables = [first]
+
+    sizes = report.by_size()
+    if sizes:
+        per_size = Table(
+            "per kernel size",
+            ["kernel", "blurry PSNR", "PSNR", "gain", "blurry SSIM", "SSIM"],
+            [],
+        )
+        for size, s in sizes.items():
+            per_size.rows.append(
+                [
+                    f"{size}×{size}",
+                    _db(s.get("psnr_blurry")),
+                    _db(s.get("psnr")),
+                    _gain(s),
+                    _ssim(s.get("ssim_blurry")),
+                    _ssim(s.get("ssim")),
+                ]
+            )
+        tables.append(per_size)
+
+    if report.mask_source == "none":
+        return tables
+    per_class = Table(
+        f"per class (masks: {report.mask_source}; masked PSNR / SSIM)",
+        ["", *(f"m{c + 1} {name}" for c, name in enumerate(CLASS_NAMES))],
+        [],
+    )
+    for label, suffix in (("blurry input", "_blurry"), (report.model, "")):
+        cells = [
+            f"{_db(overall.get(f'psnr{suffix}_m{c}'))} / {_ssim(overall.get(f'ssim{suffix}_m{c}'))}"
+            for c in range(1, 5)
+        ]
+        per_class.rows.append([label, *cells])
+    tables.append(per_class)
+    return tables
+
+
+def speed_table(report: SpeedReport) -> Table:
+    peaks = ", ".join(
+        f"{p.device} {p.fp32_tflops:.2f} (fp32) / "
+        + ("—" if p.bf16_tflops is None else f"{p.bf16_tflops:.2f}")
+        + " (bf16) TFLOP/s"
+        for p in report.peaks
+    )
+    table = Table(
+        f"{report.model}: S-Net + generator, {report.threads} threads; matmul peak {peaks}",
+        [
+            "backend",
+            "dtype",
+            "batch",
+            "size",
+            "ms/face",
+            "faces/s",
+            "peak MiB",
+            "GFLOP/face",
+            "of peak",
+        ],
+        [],
+    )
+    for r in report.rows:
+        table.rows.append(
+            [
+                r.backend,
+                r.dtype,
+                str(r.batch),
+                f"{r.size}²",
+                f"{r.ms_per_face:.1f}",
+                f"{r.faces_per_second:.1f}",
+                "—" if r.peak_memory_mib is None else f"{r.peak_memory_mib:.0f}",
+                f"{r.gflop_per_face:.2f}",
+                "—" if r.fraction_of_peak is None else f"{r.fraction_of_peak:.0%}",
+            ]
+        )
+    return table
+
+
+def to_markdown(tables: list[Table], command: str | None = None) -> str:
+    parts = []
+    for t in tables:
+        lines = [f"**{t.title}**", "", "| " + " | ".join(t.header) + " |"]
+        lines.append("|" + "---|" * len(t.header))
+        lines += ["| " + " | ".join(row) + " |" for row in t.rows]
+        parts.append("\n".join(lines))
+    if command:
+        parts.append(f"Measured with `{command}`.")
+    return "\n\n".join(parts) + "\n"
+
+
+def to_rich(table: Table):  # -> rich.table.Table, imported lazily with the CLI
+    from rich.table import Table as RichTable
+
+    out = RichTable(title=table.title, title_justify="left")
+    for i, name in enumerate(table.header):
+        out.add_column(name, justify="left" if i == 0 else "right")
+    for row in table.rows:
+        out.add_row(*row)
+    return out
+
+
+def comparison_picture(report: QualityReport) -> np.ndarray:
+    """Best and worst cases, one per row: blurry | restored | sharp | masks on sharp."""
+    rows = [("best", c) for c in report.best] + [("worst", c) for c in report.worst]
+    if not rows:
+        raise ValueError("no scored cases to show")
+    height = max(c.images[0].shape[0] for _, c in rows)
+    strips = [_strip(label, case, height) for label, case in rows]
+    width = max(s.shape[1] for s in strips)
+    padded = [
+        np.pad(s, ((0, 4), (0, width - s.shape[1]), (0, 0)), constant_values=255) for s in strips
+    ]
+    return np.concatenate(padded)
+
+
+def save_picture(path: Path, report: QualityReport) -> None:
+    save_rgb8(path, comparison_picture(report), overwrite=True)
+
+
+def _strip(label: str, case: Case, height: int) -> np.ndarray:
+    blurry, restored, sharp, masks = case.images
+    tiles = [_fit(x, height) for x in (blurry, restored, sharp)]
+    if masks is not None:
+        tiles.append(_fit(overlay(sharp, labels_from_probs(masks)) / 255.0, height))
+    picture = side_by_side(*tiles)
+    caption = (
+        f"{label}: {case.id}  blurry {case.scores['psnr_blurry']:.2f} dB -> "
+        f"{case.scores['psnr']:.2f} dB ({case.gain:+.2f})"
+    )
+    bar = Image.new("RGB", (picture.shape[1], 14), "white")
+    ImageDraw.Draw(bar).text((2, 1), caption, fill="black")
+    return np.concatenate([np.asarray(bar), picture])
+
+
+def _fit(rgb: np.ndarray, height: int) -> np.ndarray:
+    if rgb.shape[0] == height:
+        return rgb.astype(np.float32)
+    width = round(rgb.shape[1] * height / rgb.shape[0])
+    image = Image.fromarray(np.rint(np.clip(rgb, 0, 1) * 255).astype(np.uint8))
+    return np.asarray(image.resize((width, height), Image.Resampling.LANCZOS)) / np.float32(255)
+
+
+def _db(value: float | None) -> str:
+    if value is None or math.isnan(value):
+        return "—"
+    return "∞" if math.isinf(value) else f"{value:.2f}"
+
+
+def _ssim(value: float | None) -> str:
+    return "—" if value is None or math.isnan(value) else f"{value:.4f}"
+
+
+def _gain(scores: dict[str, float]) -> str:
+    a, b = scores.get("psnr"), scores.get("psnr_blurry")
+    if a is None or b is None or not math.isfinite(a - b):
+        return "—"
+    return f"{a - b:+.2f}"
+
+
+def _ssim_gain(scores: dict[str, float]) -> str:
+    a, b = scores.get("ssim"), scores.get("ssim_blurry")
+    return "—" if a is None or b is None else f"{a - b:+.4f}"

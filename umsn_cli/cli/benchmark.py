@@ -1,0 +1,258 @@
+"""``umsn benchmark``: quality on a test set, or speed on this machine."""
+
+from __future__ import annotations
+
+import json
+import shlex
+from pathlib import Path
+
+import typer
+from rich.markup import escape
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+from umsn_cli.cli import _batch as opt
+from umsn_cli.cli._common import err_console, out_console, reports_errors, warn
+from umsn_cli.errors import UsageError
+
+
+@reports_errors
+def benchmark(
+    ctx: typer.Context,
+    dataset: str | None = typer.Option(
+        None,
+        "--dataset",
+        "-d",
+        help="helen, celeba or pubfig (under --data-root), or a folder: sharp faces "
+        "(blurred here) or blurred/sharp pairs.",
+        show_default=False,
+    ),
+    speed: bool = typer.Option(
+        False, "--speed", help="Measure speed on this machine instead of quality."
+    ),
+    data_root: Path | None = typer.Option(
+        None,
+        "--data-root",
+        help="Where named test sets live (default: $UMSN_DATA).",
+        show_default=False,
+    ),
+    kernels: Path | None = typer.Option(
+        None,
+        "--kernels",
+        help="Blur sharp faces with these kernels (.npy/.png/.mat or a folder) instead of "
+        "the seeded Shen-protocol bank.",
+        show_default=False,
+    ),
+    protocol: str = typer.Option(
+        "shen", "--protocol", help="How sharp faces are blurred: shen (10 kernels × 8 sizes)."
+    ),
+    per_size: int = typer.Option(
+        10, "--per-size", min=1, max=10, help="Shen protocol: kernels per size (10 = full)."
+    ),
+    seed: int = typer.Option(0, "--seed", help="Seed of the kernel bank and the noise."),
+    noise: float = typer.Option(0.01, "--noise", min=0.0, help="Noise σ on the [0, 1] scale."),
+    crop: float = typer.Option(
+        1.0,
+        "--crop",
+        min=0.05,
+        max=1.0,
+        help="Sharp faces: centre fraction that is the face framing (0.75 for CelebAMask-HQ).",
+    ),
+    limit: int | None = typer.Option(
+        None, "--limit", min=1, help="Score only the first N faces.", show_default=False
+    ),
+    identity: bool = typer.Option(
+        False, "--identity", help="Also the dlib identity distance (needs umsn[eval])."
+    ),
+    json_file: Path | None = typer.Option(
+        None, "--json", help="Write every number (and each case) here.", show_default=False
+    ),
+    markdown_file: Path | None = typer.Option(
+        None, "--markdown", help="Write the tables here as Markdown.", show_default=False
+    ),
+    picture: Path | None = typer.Option(
+        None,
+        "--picture",
+        help="Write the best and worst cases here (blurry | restored | sharp | masks).",
+        show_default=False,
+    ),
+    batches: list[int] = typer.Option(
+        [1, 16], "--batch", min=1, max=1024, help="Speed: batch sizes (repeat the option)."
+    ),
+    sizes: list[int] = typer.Option(
+        [128, 256], "--size", min=16, max=2048, help="Speed: image sizes (repeat the option)."
+    ),
+    repeats: int = typer.Option(5, "--repeats", min=1, help="Speed: timed runs per setting."),
+    model: str = opt.MODEL,
+    backend: str = typer.Option(
+        "auto",
+        "--backend",
+        "-b",
+        help="Inference backend; for --speed, 'all' (default with --speed) times each one.",
+    ),
+    device: str | None = opt.DEVICE,
+    precision: str = opt.PRECISION,
+    batch_size: int = opt.BATCH_SIZE,
+    offline: bool = opt.OFFLINE,
+) -> None:
+    """Score a model on a test set (PSNR/SSIM overall, per kernel size, per class).
+
+    Examples: umsn benchmark --dataset helen --data-root ~/data;
+    umsn benchmark --dataset faces/ --crop 0.75 --markdown results.md;
+    umsn benchmark --speed
+    """
+    for path in (json_file, markdown_file, picture):
+        if path is not None and not path.parent.is_dir():
+            raise UsageError(f"{path}: its folder does not exist; create it first")
+    command = command_line(ctx)
+    if speed:
+        _speed(
+            model,
+            backend,
+            device,
+            precision,
+            batches,
+            sizes,
+            repeats,
+            offline,
+            json_file,
+            markdown_file,
+            command,
+        )
+        return
+    if dataset is None:
+        raise UsageError("give --dataset NAME|FOLDER (or --speed); see umsn benchmark --help")
+    if protocol != "shen":
+        raise UsageError(f"unknown --protocol {protocol!r}; the only one is shen")
+    from umsn_cli.api import Restorer
+    from umsn_cli.benchmark import datasets, quality, report
+    from umsn_cli.blur.synth import load_kernels
+
+    test = datasets.open_dataset(
+        dataset,
+        root=datasets.data_root(data_root),
+        kernels=load_kernels(kernels) if kernels is not None else None,
+        seed=seed,
+        noise=noise,
+        per_size=per_size,
+        crop=crop,
+        limit=limit,
+    )
+    embedder, note = _identity(identity)
+    restorer = Restorer.load(
+        model, backend=backend, device=device, precision=precision, offline=offline, progress=True
+    )
+    err_console.print(f"benchmark {escape(test.name)}: {test.count} cases, {restorer.info}")
+    columns = (
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+    )
+    shown = err_console.is_terminal
+    with Progress(*columns, console=err_console, transient=True, disable=not shown) as bar:
+        task = bar.add_task("scoring", total=test.count)
+        result = quality.score(
+            test,
+            quality.RestorerModel(restorer),
+            model_name=model,
+            backend=str(restorer.info),
+            identity=embedder,
+            identity_note=note,
+            batch=batch_size,
+            progress=lambda done: bar.update(task, completed=done),
+        )
+    tables = report.quality_tables(result)
+    for table in tables:
+        out_console.print(report.to_rich(table))
+    _write(
+        json_file,
+        markdown_file,
+        result.to_dict() | {"command": command},
+        report.to_markdown(tables, command),
+    )
+    if picture is not None:
+        report.save_picture(picture, result)
+        err_console.print(f"best and worst cases → {escape(str(picture))}")
+
+
+def _identity(wanted: bool):
+    if not wanted:
+        return None, None
+    from umsn_cli.benchmark import identity
+
+    reason = identity.identity_unavailable_reason()
+    if reason is not None:
+        warn(f"identity distance skipped: {reason}")
+        return None, f"skipped: {reason}"
+    return identity.IdentityEmbedder(), "dlib face-recognition ResNet, euclidean distance"
+
+
+def _speed(
+    model,
+    backend,
+    device,
+    precision,
+    batches,
+    sizes,
+    repeats,
+    offline,
+    json_file,
+    markdown_file,
+    command,
+) -> None:
+    from umsn_cli.benchmark import report
+    from umsn_cli.benchmark.speed import measure_speed
+    from umsn_cli.weights import load_checkpoint, resolve_model_ref
+
+    path, sha256 = resolve_model_ref(model, offline=offline, progress=True)
+    network, _ = load_checkpoint(path)
+    names = None if backend in ("all", "auto") else [backend]
+    result = measure_speed(
+        network,
+        weights_key=sha256,
+        model_ref=model,
+        backends=names,
+        batches=tuple(batches),
+        sizes=tuple(sizes),
+        precision=precision,
+        device=device,
+        repeats=repeats,
+        progress=lambda line: err_console.print(escape(line)),
+    )
+    table = report.speed_table(result)
+    out_console.print(report.to_rich(table))
+    _write(
+        json_file,
+        markdown_file,
+        result.to_dict() | {"command": command},
+        report.to_markdown([table], command),
+    )
+
+
+def command_line(ctx: typer.Context) -> str:
+    """The options as given (defaults left out): the command a report says produced it."""
+    parts = ["umsn", ctx.info_name or "benchmark"]
+    for param in ctx.command.params:
+        source = ctx.get_parameter_source(param.name)
+        if source is None or source.name != "COMMANDLINE":
+            continue
+        value = ctx.params[param.name]
+        flag = max(param.opts, key=len)
+        if getattr(param, "is_flag", False):
+            parts += [flag] if value else []
+        else:
+            for item in value if isinstance(value, (list, tuple)) else [value]:
+                parts += [flag, str(item)]
+    return shlex.join(parts)
+
+
+def _write(json_file: Path | None, markdown_file: Path | None, data: dict, markdown: str) -> None:
+    from umsn_cli.images import atomic_write
+
+    if json_file is not None:
+        text = json.dumps(data, indent=2, ensure_ascii=False) + "\n"
+        atomic_write(json_file, lambda fh: fh.write(text.encode()), overwrite=True)
+        err_console.print(f"numbers → {escape(str(json_file))}")
+    if markdown_file is not None:
+        atomic_write(markdown_file, lambda fh: fh.write(markdown.encode()), overwrite=True)
+        err_console.print(f"tables → {escape(str(markdown_file))}")

@@ -1,0 +1,1 @@
+"""Training every part of UMSN: data, stages, the loop, checkpoints and export."""
