@@ -4,6 +4,10 @@ The batch goes on when one file fails: each failure is recorded with its one-lin
 message and the others are still processed. A job's outputs are written atomically,
 and if any of them fails the ones already written for that job are removed, so a
 job either leaves all its files or none.
+
+Each image is an aligned face crop (restored in batches of ``batch_size``) or a
+photo (its faces found, aligned, restored and pasted back: :mod:`umsn_cli.photo`);
+``mode`` says which, or ``auto`` decides per image.
 """
 
 from __future__ import annotations
@@ -29,7 +33,10 @@ from umsn_cli.images import (
     write_image,
 )
 from umsn_cli.inputs import Job, check_not_input, resolved_sources
-from umsn_cli.visualize import labels_from_probs, overlay, side_by_side
+from umsn_cli.photo.pipeline import PhotoOptions, PhotoResult, looks_aligned, restore_photo
+from umsn_cli.visualize import labels_from_probs, overlay, side_by_side, to_uint8
+
+MODES = ("auto", "aligned", "photo")
 
 
 @dataclass(frozen=True)
@@ -43,11 +50,18 @@ class Options:
     save_masks: bool = False  # overlay + label PNG (always on for segment)
     save_probs: bool = False  # the 4 probability maps as .npy
     batch_size: int = 8
+    mode: str = "aligned"  # deblur: aligned crops, whole photos, or auto per image
+    photo: PhotoOptions = field(default_factory=PhotoOptions)
+    save_faces: bool = False  # photo mode: each face's aligned crop before and after
 
     def __post_init__(self) -> None:
         """Refuse impossible options before any file is read or any model loaded."""
         if self.task not in ("deblur", "segment"):
             raise UsageError(f"unknown task {self.task!r}; choose deblur or segment")
+        if self.mode not in MODES:
+            raise UsageError(f"--mode {self.mode}: choose one of {', '.join(MODES)}")
+        if self.task == "segment" and self.mode != "aligned":
+            raise UsageError("segment works on aligned face crops only; leave out --mode")
         if self.batch_size < 1:
             raise UsageError(f"--batch-size {self.batch_size}: give 1 or more")
         if self.ext is not None:
@@ -59,11 +73,13 @@ class Report:
     done: list[Path] = field(default_factory=list)
     failed: list[tuple[Path, str]] = field(default_factory=list)
     warnings: list[tuple[Path, str]] = field(default_factory=list)
+    notes: list[tuple[Path, str]] = field(default_factory=list)  # shown with --verbose
+    faces: int = 0  # faces restored (an aligned crop is one)
     seconds: float = 0.0
 
     @property
     def faces_per_second(self) -> float:
-        return len(self.done) / self.seconds if self.seconds > 0 else 0.0
+        return self.faces / self.seconds if self.seconds > 0 else 0.0
 
 
 @dataclass
@@ -71,6 +87,7 @@ class _Item:
     job: Job
     image: LoadedImage
     outputs: dict[str, Path]
+    mode: str  # "aligned" or "photo"
 
 
 Progress = Callable[[Path], None]
@@ -91,26 +108,60 @@ def run(
     start = time.perf_counter()
     sources = resolved_sources(jobs)
     for batch in _batches(jobs, restorer, options, sources, report, on_file):
-        try:
-            results = _infer(restorer, options, [item.image for item in batch])
-        except (RuntimeError, MemoryError) as exc:  # e.g. out of memory for this batch
-            message = f"inference failed ({one_line(exc)})"
-            if len(batch) > 1:
-                message += "; try --batch-size 1"
-            for item in batch:
-                _fail(report, item.job.source, message, on_file)
-            continue
-        for item, (rgb, probs) in zip(batch, results, strict=True):
-            try:
-                _write_outputs(item, rgb, probs, options)
-            except UmsnError as exc:
-                _fail(report, item.job.source, str(exc), on_file)
-                continue
-            report.done.append(item.job.source)
-            if on_file:
-                on_file(item.job.source)
+        _run_aligned([i for i in batch if i.mode == "aligned"], restorer, options, report, on_file)
+        for item in (i for i in batch if i.mode == "photo"):
+            _run_photo(item, restorer, options, report, on_file)
     report.seconds = time.perf_counter() - start
     return report
+
+
+def _run_aligned(
+    batch: list[_Item], restorer: Restorer, options: Options, report: Report, on_file
+) -> None:
+    if not batch:
+        return
+    try:
+        results = _infer(restorer, options, [item.image for item in batch])
+    except (RuntimeError, MemoryError) as exc:  # e.g. out of memory for this batch
+        message = f"inference failed ({one_line(exc)})"
+        if len(batch) > 1:
+            message += "; try --batch-size 1"
+        for item in batch:
+            _fail(report, item.job.source, message, on_file)
+        return
+    for item, (rgb, probs) in zip(batch, results, strict=True):
+        try:
+            _write_outputs(item, rgb, probs, options)
+        except UmsnError as exc:
+            _fail(report, item.job.source, str(exc), on_file)
+            continue
+        report.faces += 1
+        _done(report, item.job.source, on_file)
+
+
+def _run_photo(item: _Item, restorer: Restorer, options: Options, report: Report, on_file) -> None:
+    source = item.job.source
+    try:
+        result = restore_photo(item.image.rgb, restorer, options.photo)
+    except (RuntimeError, MemoryError) as exc:
+        _fail(report, source, f"inference failed ({one_line(exc)})", on_file)
+        return
+    try:
+        _write_outputs(item, result.rgb, None, options, photo=result)
+    except UmsnError as exc:
+        _fail(report, source, str(exc), on_file)
+        return
+    for note in result.notes:
+        kind = report.warnings if note.startswith("no face") else report.notes
+        kind.append((source, note))
+    report.faces += len(result.faces)
+    _done(report, source, on_file)
+
+
+def _done(report: Report, source: Path, on_file: Progress | None) -> None:
+    report.done.append(source)
+    if on_file:
+        on_file(source)
 
 
 def _batches(
@@ -127,7 +178,8 @@ def _batches(
     for job in jobs:
         try:
             image = read_image(job.source)
-            outputs = _plan_outputs(job, image, options)
+            mode = _mode(image, restorer, options)
+            outputs = _plan_outputs(job, image, options, mode)
             for target in outputs.values():
                 check_not_input(target, sources)
                 owner = claimed.get(str(target).casefold())
@@ -143,7 +195,10 @@ def _batches(
             continue
         claimed.update((str(target).casefold(), job.source) for target in outputs.values())
         report.warnings.extend((job.source, w) for w in image.warnings)
-        if restorer.needs_resize(image):
+        if options.mode == "auto":
+            kind = "an aligned crop" if mode == "aligned" else "a photo"
+            report.notes.append((job.source, f"treated as {kind} (--mode auto)"))
+        if mode == "aligned" and restorer.needs_resize(image):
             h, w = image.rgb.shape[:2]
             size = restorer.input_size
             report.warnings.append(
@@ -155,7 +210,7 @@ def _batches(
                     ),
                 )
             )
-        batch.append(_Item(job, image, outputs))
+        batch.append(_Item(job, image, outputs, mode))
         if len(batch) == options.batch_size:
             yield batch
             batch = []
@@ -163,7 +218,14 @@ def _batches(
         yield batch
 
 
-def _plan_outputs(job: Job, image: LoadedImage, options: Options) -> dict[str, Path]:
+def _mode(image: LoadedImage, restorer: Restorer, options: Options) -> str:
+    if options.task == "segment" or options.mode != "auto":
+        return "aligned" if options.task == "segment" else options.mode
+    return "aligned" if looks_aligned(image.rgb, restorer.input_size) else "photo"
+
+
+def _plan_outputs(job: Job, image: LoadedImage, options: Options, mode: str) -> dict[str, Path]:
+    """The outputs known before inference (a photo's per-face files are added after)."""
     stem = job.target_stem
     named = lambda tail: stem.with_name(stem.name + tail)  # noqa: E731
     outputs: dict[str, Path] = {}
@@ -171,7 +233,7 @@ def _plan_outputs(job: Job, image: LoadedImage, options: Options) -> dict[str, P
         outputs["image"] = job.target(output_suffix(image, options.ext))
         if options.side_by_side:
             outputs["compare"] = named("_compare.png")
-    if options.save_masks or options.task == "segment":
+    if (options.save_masks and mode == "aligned") or options.task == "segment":
         outputs["overlay"] = named("_overlay.png")
         outputs["labels"] = named("_labels.png")
     if options.save_probs:
@@ -187,9 +249,15 @@ def _infer(
     return [(None, probs) for probs in restorer.segment_batch(images)]
 
 
-def _write_outputs(item: _Item, rgb: np.ndarray | None, probs: np.ndarray, options: Options):
+def _write_outputs(
+    item: _Item,
+    rgb: np.ndarray | None,
+    probs: np.ndarray | None,
+    options: Options,
+    photo: PhotoResult | None = None,
+):
     written: list[Path] = []
-    labels = labels_from_probs(probs)
+    labels = labels_from_probs(probs) if probs is not None else None
     writers: dict[str, Callable[[Path], None]] = {
         "image": lambda p: write_image(p, rgb, item.image, overwrite=options.overwrite),
         "compare": lambda p: save_rgb8(
@@ -201,14 +269,45 @@ def _write_outputs(item: _Item, rgb: np.ndarray | None, probs: np.ndarray, optio
         "labels": lambda p: save_label_png(p, labels, overwrite=options.overwrite),
         "probs": lambda p: _save_npy(p, probs, overwrite=options.overwrite),
     }
+    if photo is not None:  # masks belong to the face crops: written with them
+        outputs = item.outputs | _face_outputs(item.job, photo, options)
+        writers |= _face_writers(photo, options)
+    else:
+        outputs = item.outputs
     try:
-        for kind, path in item.outputs.items():
+        for kind, path in outputs.items():
             writers[kind](path)
             written.append(path)
     except BaseException:
         for path in written:  # all of a job's files, or none
             path.unlink(missing_ok=True)
         raise
+
+
+def _face_outputs(job: Job, photo: PhotoResult, options: Options) -> dict[str, Path]:
+    """``NAME_faceK_before/after.png`` (and ``_overlay.png`` with --save-masks) per face."""
+    outputs: dict[str, Path] = {}
+    stem = job.target_stem
+    for k in range(1, len(photo.faces) + 1) if options.save_faces else ():
+        kinds = ("before", "after", *(("overlay",) if options.save_masks else ()))
+        for kind in kinds:
+            outputs[f"face{k}_{kind}"] = stem.with_name(f"{stem.name}_face{k}_{kind}.png")
+    return outputs
+
+
+def _face_writers(photo: PhotoResult, options: Options) -> dict[str, Callable[[Path], None]]:
+    writers: dict[str, Callable[[Path], None]] = {}
+    for k, face in enumerate(photo.faces, start=1):
+        images = {
+            "before": to_uint8(face.before),
+            "after": to_uint8(face.after),
+            "overlay": overlay(face.after, labels_from_probs(face.probs)),
+        }
+        for kind, pixels in images.items():
+            writers[f"face{k}_{kind}"] = lambda p, x=pixels: save_rgb8(
+                p, x, overwrite=options.overwrite
+            )
+    return writers
 
 
 def _save_npy(path: Path, array: np.ndarray, *, overwrite: bool) -> None:

@@ -104,6 +104,9 @@ def run_batch(
 
 
 def _summarise(task: str, report: Report, output: Path, *, verbose: bool) -> None:
+    if verbose:
+        for source, note in report.notes:
+            err_console.print(f"{escape(str(source))}: {escape(note)}", style="dim")
     report_problems(report.warnings, report.failed, verbose=verbose)
     err_console.print(
         f"{task}: {len(report.done)} done, {len(report.failed)} failed in "

@@ -25,7 +25,31 @@ def deblur(
         False, "--side-by-side", help="Also write NAME_compare.png: blurry | restored."
     ),
     save_masks: bool = typer.Option(
-        False, "--save-masks", help="Also write the S-Net masks (NAME_overlay/_labels.png)."
+        False,
+        "--save-masks",
+        help="Also write the S-Net masks (NAME_overlay/_labels.png; photos: per face).",
+    ),
+    mode: str = typer.Option(
+        "auto",
+        "--mode",
+        help="aligned: face crops; photo: find, align, restore and paste back every face; "
+        "auto: a small square image filled by one face is a crop, anything else a photo.",
+    ),
+    min_face: int = typer.Option(
+        24, "--min-face", min=1, help="Photo mode: leave faces smaller than this (px) alone."
+    ),
+    max_faces: int | None = typer.Option(
+        None,
+        "--max-faces",
+        min=1,
+        help="Photo mode: restore only the N largest faces.",
+        show_default=False,
+    ),
+    only_center_face: bool = typer.Option(
+        False, "--only-center-face", help="Photo mode: restore only the face nearest the centre."
+    ),
+    save_faces: bool = typer.Option(
+        False, "--save-faces", help="Photo mode: also write each aligned face before and after."
     ),
     model: str = opt.MODEL,
     backend: str = opt.BACKEND,
@@ -35,10 +59,12 @@ def deblur(
     offline: bool = opt.OFFLINE,
     verbose: bool = opt.VERBOSE,
 ) -> None:
-    """Restore blurred face crops (aligned, ideally 128×128) into the -o folder.
+    """Restore blurred faces in photos or aligned face crops into the -o folder.
 
     Example: umsn deblur photos/*.jpg -o out/
     """
+    from umsn_cli.photo.pipeline import PhotoOptions
+
     opt.run_batch(
         "deblur",
         inputs,
@@ -57,4 +83,7 @@ def deblur(
         side_by_side=side_by_side,
         save_masks=save_masks,
         batch_size=batch_size,
+        mode=mode,
+        photo=PhotoOptions(min_face, max_faces, only_center_face),
+        save_faces=save_faces,
     )

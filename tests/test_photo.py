@@ -1,0 +1,167 @@
+"""Photo mode: detection, alignment, pasting back without seams or lost resolution."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from photo_helpers import paste_face, scene
+
+from umsn_cli.api import Restorer
+from umsn_cli.photo.align import TEMPLATE, align, crop, similarity
+from umsn_cli.photo.detect import Face, choose_faces, detect_faces
+from umsn_cli.photo.paste import Canvas, face_mask
+from umsn_cli.photo.pipeline import PhotoOptions, looks_aligned, restore_photo
+
+
+@pytest.fixture
+def restorer(tiny_checkpoint) -> Restorer:
+    torch.manual_seed(0)
+    return Restorer.load(str(tiny_checkpoint), backend="cpu")
+
+
+def face_at(x: float, y: float, size: float) -> Face:
+    return Face((x, y, size, size), np.zeros((5, 2)), 0.9)
+
+
+def test_a_pasted_face_is_found_with_its_landmarks():
+    photo = paste_face(scene(), 200, 120, 200)
+    (found,) = detect_faces(photo)
+    left, top, width, _ = found.box
+    assert 200 <= left < 300 and 120 <= top < 260 and 60 < width < 200
+    eyes = found.landmarks[:2]
+    assert eyes[0, 0] < eyes[1, 0]  # image-left eye first
+    assert np.all(found.landmarks[2:, 1] > eyes[:, 1].max())  # nose and mouth below the eyes
+
+
+def test_no_face_in_a_plain_scene():
+    assert detect_faces(scene()) == []
+
+
+def test_large_photos_are_searched_downscaled_and_mapped_back():
+    photo = paste_face(scene(2400, 1600), 1400, 600, 600)
+    (found,) = detect_faces(photo)
+    assert 1400 <= found.box[0] < 1700 and 600 <= found.box[1] < 1000
+
+
+def test_similarity_recovers_rotation_scale_and_shift():
+    angle, scale, shift = np.deg2rad(20), 2.5, np.array([30.0, -12.0])
+    rotation = np.array([[np.cos(angle), -np.sin(angle)], [np.sin(angle), np.cos(angle)]])
+    points = TEMPLATE @ (scale * rotation).T + shift
+    matrix = similarity(points, TEMPLATE)
+    assert np.allclose(points @ matrix[:, :2].T + matrix[:, 2], TEMPLATE, atol=1e-9)
+
+
+def test_a_big_face_is_cropped_at_its_own_resolution():
+    small = align(TEMPLATE, 128)
+    big = align(TEMPLATE * 4, 128)  # the same face, 4× larger in the photo
+    assert small.size == 128 and big.size == 512
+    assert np.allclose(big.matrix[:, :2], np.eye(2), atol=1e-9)  # no downscaling
+
+
+def test_choose_faces_by_size_centre_and_count():
+    faces = [face_at(0, 0, 10), face_at(300, 220, 50), face_at(0, 0, 80)]
+    kept, small = choose_faces(faces, (640, 480), min_face=24)
+    assert small == 1 and len(kept) == 2
+    kept, _ = choose_faces(faces, (640, 480), min_face=24, only_center_face=True)
+    assert kept == [faces[1]]
+    kept, _ = choose_faces(faces, (640, 480), max_faces=1)
+    assert kept == [faces[2]]
+
+
+def test_face_mask_is_feathered_and_zero_at_the_crop_edge():
+    probs = np.zeros((4, 64, 64), np.float32)
+    probs[0] = 1
+    probs[0, 16:48, 16:48], probs[1, 16:48, 16:48] = 0, 1
+    mask = face_mask(probs).numpy()
+    assert mask[32, 32] == pytest.approx(1, abs=1e-3)
+    assert mask[0].max() == 0 and mask[:, 0].max() == 0
+    assert 0 < mask[32, 12] < 1  # the edge of the face is soft
+
+
+def test_photo_keeps_its_size_and_every_pixel_far_from_the_face(restorer):
+    photo = paste_face(scene(), 300, 100, 160, angle=12)
+    result = restore_photo(photo, restorer)
+    assert result.rgb.shape == photo.shape
+    assert len(result.faces) == 1 and result.notes == ["1 face(s) restored"]
+    untouched = result.mask == 0
+    assert untouched.mean() > 0.8
+    assert np.array_equal(result.rgb[untouched], photo[untouched])  # bit for bit
+    assert not np.array_equal(result.rgb, photo)  # the face did change
+
+
+def test_two_faces_and_a_face_cut_by_the_border(restorer):
+    photo = paste_face(paste_face(scene(), 40, 60, 150), 420, 200, 150, angle=-10)
+    photo = paste_face(photo, -30, 330, 150)
+    result = restore_photo(photo, restorer)
+    assert len(result.faces) >= 2
+    assert result.rgb.shape == photo.shape and np.isfinite(result.rgb).all()
+    for restored in result.faces:
+        assert restored.before.shape == restored.after.shape
+
+
+def test_no_face_leaves_the_photo_unchanged(restorer):
+    photo = scene()
+    result = restore_photo(photo, restorer)
+    assert result.faces == [] and result.notes == ["no face found: left unchanged"]
+    assert np.array_equal(result.rgb, photo)
+
+
+def test_faces_below_min_face_are_reported_and_left_alone(restorer):
+    photo = paste_face(scene(), 300, 100, 160)
+    result = restore_photo(photo, restorer, PhotoOptions(min_face=500))
+    assert np.array_equal(result.rgb, photo)
+    assert result.notes[0].startswith("1 face(s) smaller than --min-face 500")
+
+
+def test_a_large_face_gets_only_a_low_frequency_change(restorer):
+    """The model sees 128², so a 512² face must keep its own fine detail: the change
+    added to it is the model's correction upsampled, with no energy above 128²'s band."""
+    photo = paste_face(scene(900, 900), 150, 150, 600)
+    result = restore_photo(photo, restorer)
+    (face,) = result.faces
+    assert face.alignment.size > 256
+    change = torch.from_numpy(face.after - face.before).permute(2, 0, 1)[None]
+    size = face.alignment.size
+    band = torch.nn.functional.interpolate(
+        torch.nn.functional.interpolate(change, size=(128, 128), mode="area"),
+        size=(size, size), mode="bicubic", align_corners=False,
+    )  # fmt: skip
+    assert (change - band).abs().mean() < 0.1 * change.abs().mean()
+
+
+def test_mode_auto_tells_crops_from_photos():
+    crop_like = paste_face(scene(128, 128), 0, 0, 128)
+    assert looks_aligned(crop_like, 128)
+    assert looks_aligned(scene(128, 128), 128)  # no face found: a crop blurred past detection
+    assert not looks_aligned(paste_face(scene(), 300, 100, 160), 128)  # a scene
+    assert not looks_aligned(scene(1024, 1024), 128)  # too big for a crop
+
+
+def test_canvas_shares_overlapping_faces():
+    photo = np.full((64, 64, 3), 0.5, np.float32)
+    canvas = Canvas(photo)
+    alignment = align(TEMPLATE * 0.5, 64)  # a 64² crop over the photo
+    ones = torch.ones(64, 64)
+    canvas.add(alignment, torch.full((3, 64, 64), 0.2), ones)
+    canvas.add(alignment, torch.full((3, 64, 64), -0.2), ones)
+    out = canvas.result()
+    assert np.allclose(out[32, 32], 0.5, atol=1e-4)  # the two changes average out
+
+
+def test_crop_samples_the_face_region():
+    photo = torch.zeros(3, 100, 100)
+    photo[:, 40:60, 40:60] = 1
+    alignment = align(TEMPLATE * 0.5 + 18, 64)
+    out = crop(photo, alignment)
+    assert out.shape == (3, 64, 64) and 0 < out.mean() < 1
+
+
+def test_without_the_detector_photo_mode_says_what_to_do(monkeypatch):
+    import sys
+
+    from umsn_cli.errors import MissingExtraError
+
+    monkeypatch.setitem(sys.modules, "yuface", None)  # import yuface → ImportError
+    with pytest.raises(MissingExtraError, match="--mode aligned"):
+        detect_faces(scene())

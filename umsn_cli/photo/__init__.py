@@ -1,0 +1,1 @@
+"""Whole photos: face detection, alignment, restoration and seamless pasting."""

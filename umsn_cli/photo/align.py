@@ -1,0 +1,112 @@
+"""Aligning a face to the model's framing, and mapping results back into the photo.
+
+The networks were trained on one framing: the centre 384×384 of a CelebAMask-HQ
+frame, resized to 128×128. :data:`TEMPLATE` holds where YuNet puts the 5 landmarks in
+that framing (the mean over the 100 ``val/`` faces of celebamask-mini). A face in a
+photo is mapped onto it by the similarity transform (rotation, uniform scale,
+translation) that fits its landmarks best in the least-squares sense (Umeyama 1991).
+
+Crops are taken at the photo's own resolution (never smaller than the model input),
+so a large face is not shrunk on the way in; the restorer resizes for the network and
+returns only the change it made, upsampled (:mod:`umsn_cli.aligned`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+#: Landmarks (eyes, nose tip, mouth corners; image left first) in the canonical 128²
+#: framing, measured with YuNet on the celebamask-mini val/ faces.
+TEMPLATE = np.array(
+    [[38.86, 58.34], [89.02, 59.25], [62.27, 87.98], [41.18, 102.99], [84.41, 104.03]]
+)
+TEMPLATE_SIZE = 128
+#: The largest crop side: a bigger face is cropped at this size; the photo keeps its
+#: detail anyway, because only the model's upsampled change is added back.
+MAX_CROP = 1024
+
+
+@dataclass(frozen=True)
+class Alignment:
+    """Where one face's crop lies in the photo: ``matrix`` maps photo → crop pixels."""
+
+    matrix: np.ndarray  # 2×3 affine (a similarity), pixel centres at integers
+    size: int  # the crop is size×size
+
+    def inverse(self) -> np.ndarray:
+        """The 2×3 matrix mapping crop pixels → photo pixels."""
+        linear = np.linalg.inv(self.matrix[:, :2])
+        return np.hstack([linear, -linear @ self.matrix[:, 2:]])
+
+    def photo_box(self, width: int, height: int) -> tuple[int, int, int, int] | None:
+        """The photo pixels the crop covers (left, top, right, bottom exclusive), clipped."""
+        corners = np.array([[0, 0], [self.size, 0], [0, self.size], [self.size, self.size]])
+        corners = corners - 0.5  # the crop's outer pixel edges
+        photo = corners @ self.inverse()[:, :2].T + self.inverse()[:, 2]
+        left, top = np.floor(photo.min(axis=0)).astype(int)
+        right, bottom = np.ceil(photo.max(axis=0)).astype(int) + 1
+        left, top = max(left, 0), max(top, 0)
+        right, bottom = min(right, width), min(bottom, height)
+        if left >= right or top >= bottom:
+            return None
+        return int(left), int(top), int(right), int(bottom)
+
+
+def similarity(source: np.ndarray, target: np.ndarray) -> np.ndarray:
+    """The 2×3 similarity best mapping ``source`` points onto ``target`` (least squares)."""
+    mu_s, mu_t = source.mean(axis=0), target.mean(axis=0)
+    s, t = source - mu_s, target - mu_t
+    u, sigma, vt = np.linalg.svd(t.T @ s / len(source))
+    d = np.diag([1.0, np.sign(np.linalg.det(u @ vt))])  # a rotation, never a reflection
+    rotation = u @ d @ vt
+    scale = np.trace(np.diag(sigma) @ d) / s.var(axis=0).sum()
+    linear = scale * rotation
+    return np.hstack([linear, (mu_t - linear @ mu_s)[:, None]])
+
+
+def align(landmarks: np.ndarray, input_size: int) -> Alignment:
+    """The crop of a face: the canonical framing at the face's own resolution."""
+    matrix = similarity(landmarks, TEMPLATE * input_size / TEMPLATE_SIZE)
+    scale = float(np.sqrt(abs(np.linalg.det(matrix[:, :2]))))  # crop px per photo px
+    size = int(min(MAX_CROP, max(input_size, round(input_size / scale))))
+    return Alignment(matrix * size / input_size, size)
+
+
+def crop(photo: torch.Tensor, alignment: Alignment) -> torch.Tensor:
+    """The aligned face crop (3×S×S) from a 3×H×W photo; edges repeat past the border."""
+    return warp(photo, alignment.inverse(), (alignment.size, alignment.size), "bicubic", "border")
+
+
+def warp(
+    image: torch.Tensor,
+    out_to_in: np.ndarray,
+    size: tuple[int, int],
+    mode: str = "bilinear",
+    padding: str = "zeros",
+    offset: tuple[int, int] = (0, 0),
+) -> torch.Tensor:
+    """Sample ``image`` (C×H×W) on an output grid of ``size`` (height, width).
+
+    ``out_to_in`` maps output pixel coordinates (shifted by ``offset``: the output's
+    top-left pixel in the 2×3 matrix's frame) to input pixel coordinates.
+    """
+    height, width = size
+    ys, xs = torch.meshgrid(
+        torch.arange(height, dtype=torch.float64) + offset[1],
+        torch.arange(width, dtype=torch.float64) + offset[0],
+        indexing="ij",
+    )
+    m = torch.from_numpy(out_to_in)
+    x_in = m[0, 0] * xs + m[0, 1] * ys + m[0, 2]
+    y_in = m[1, 0] * xs + m[1, 1] * ys + m[1, 2]
+    in_h, in_w = image.shape[-2:]
+    grid = torch.stack([(2 * x_in + 1) / in_w - 1, (2 * y_in + 1) / in_h - 1], dim=-1)
+    out = F.grid_sample(
+        image[None].float(), grid[None].float(), mode=mode, padding_mode=padding,
+        align_corners=False,
+    )  # fmt: skip
+    return out[0]
