@@ -8,7 +8,7 @@ from cli_helpers import face, save
 from PIL import Image
 
 from umsn_cli.benchmark.datasets import HELEN_TO_UMSN, data_root, find_named, open_dataset
-from umsn_cli.errors import DatasetMissingError, ImageError, UsageError
+from umsn_cli.errors import DatasetMissingError, UsageError
 
 
 def shen_layout(root, name="Test_data_Helen", tag="Helen", faces=("f1", "f2"), sizes=(13, 27)):
@@ -96,11 +96,17 @@ def test_blurred_files_without_ground_truth_are_an_error(tmp_path):
         open_dataset("helen", root=tmp_path)
 
 
-def test_pairs_of_different_sizes_are_an_error(tmp_path):
-    folder = shen_layout(tmp_path, faces=("f1",), sizes=(13,))
-    save(face(20), folder / "final_Helen_gt" / "f1.png")
-    with pytest.raises(ImageError, match="same size"):
-        list(open_dataset("helen", root=tmp_path).pairs)
+def test_unreadable_pairs_are_skipped_and_reported(tmp_path):
+    folder = shen_layout(tmp_path, faces=("f1", "f2"), sizes=(13,))
+    save(face(20), folder / "final_Helen_gt" / "f1.png")  # not the size of its blurry copies
+    (folder / "final_Helen_blur" / "f2_ker02_blur_k13.png").write_bytes(b"not a png")
+    test = open_dataset("helen", root=tmp_path)
+    pairs = list(test.pairs)
+    assert [p.id for p in pairs] == ["f2_ker01_blur_k13"]
+    reasons = dict(test.skipped)
+    assert len(reasons) == 3
+    assert "same size" in reasons[str(folder / "final_Helen_blur" / "f1_ker01_blur_k13.png")]
+    assert "not an image" in reasons[str(folder / "final_Helen_blur" / "f2_ker02_blur_k13.png")]
 
 
 def test_sharp_faces_are_blurred_with_the_seeded_shen_protocol(tmp_path):

@@ -54,3 +54,22 @@ def test_segment_finds_the_face_in_the_example(tmp_path):
     labels = pixels(tmp_path / "astronaut_blurred_labels.png")
     centre = labels[40:90, 40:90]  # the middle of the face: skin and features, no background
     assert np.mean((centre == 1) | (centre == 2)) > 0.8
+
+
+def test_a_blurred_face_in_a_photo_comes_back_closer_to_the_sharp_one():
+    from photo_helpers import paste_face, scene
+
+    from umsn_cli.api import Restorer
+    from umsn_cli.blur import blur_image
+    from umsn_cli.examples import motion_kernel
+    from umsn_cli.photo.pipeline import restore_photo
+
+    sharp = paste_face(scene(640, 480), 240, 120, 200)
+    blurry = sharp.copy()
+    region = (slice(100, 340), slice(220, 460))
+    blurry[region] = blur_image(sharp[region], motion_kernel(11, 30.0)).clip(0, 1)
+    result = restore_photo(blurry, Restorer.load("umsn-lite", offline=True))
+    assert len(result.faces) == 1
+    face = (slice(150, 300), slice(270, 420))
+    assert psnr(result.rgb[face], sharp[face]) > psnr(blurry[face], sharp[face])
+    assert np.array_equal(result.rgb[:, :150], blurry[:, :150])  # far from the face

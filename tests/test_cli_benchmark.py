@@ -109,3 +109,21 @@ def test_speed_table_and_reports(tmp_path, tiny_checkpoint):
 def test_speed_with_a_backend_that_cannot_run_is_an_error(tmp_path, tiny_checkpoint):
     result = run("benchmark", "--speed", "--model", tiny_checkpoint, "--backend", "cuda")
     assert "cuda" in assert_clean_error(result)
+
+
+def test_an_unreadable_pair_is_left_out_with_a_warning(tmp_path, tiny_checkpoint):
+    folder = shen_layout(tmp_path / "data", faces=("f1",), sizes=(13,))
+    (folder / "final_Helen_blur" / "f1_ker01_blur_k13.png").write_bytes(b"broken")
+    result = bench(tiny_checkpoint, "--dataset", "helen", "--data-root", tmp_path / "data",
+                   "--json", tmp_path / "r.json")  # fmt: skip
+    assert result.exit_code == 0, result.output
+    assert "1 pair(s) could not be read and are left out" in result.stderr
+    data = json.loads((tmp_path / "r.json").read_text())
+    assert data["count"] == 1 and data["skipped"][0]["file"].endswith("f1_ker01_blur_k13.png")
+
+
+def test_nothing_readable_is_an_error(tmp_path, tiny_checkpoint):
+    folder = shen_layout(tmp_path / "data", faces=("f1",), sizes=(13,))
+    (folder / "final_Helen_gt" / "f1.png").write_bytes(b"broken")
+    result = bench(tiny_checkpoint, "--dataset", "helen", "--data-root", tmp_path / "data")
+    assert "no pair could be scored" in assert_clean_error(result, 1)

@@ -66,6 +66,9 @@ class TestSet:
     count: int  # number of pairs
     has_labels: bool
     pairs: Iterator[Pair] = field(repr=False)
+    #: (file, reason) of pairs that could not be read: filled while ``pairs`` is consumed,
+    #: so one corrupt file is reported rather than ending the run.
+    skipped: list[tuple[str, str]] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
@@ -196,33 +199,43 @@ def paired_folders(folder: Path, name: str, *, limit: int | None = None) -> Test
     protocol = f"{len(entries)} blurred files" + (
         f", kernel sizes {sizes[0]}–{sizes[-1]}" if sizes else ""
     )
-    return TestSet(
-        name,
-        protocol,
-        len(entries),
-        label_dir is not None,
-        _read_pairs(entries, sharp_files, label_dir),
-    )
+    test = TestSet(name, protocol, len(entries), label_dir is not None, iter(()))
+    test.pairs = _read_pairs(entries, sharp_files, label_dir, test.skipped)
+    return test
 
 
 def _read_pairs(
     entries: list[tuple[Path, str, int | None]],
     sharp_files: dict[str, Path],
     label_dir: Path | None,
+    skipped: list[tuple[str, str]],
 ) -> Iterator[Pair]:
-    cache: tuple[str, np.ndarray, np.ndarray | None] | None = None
+    faces: dict[str, tuple[np.ndarray, np.ndarray | None] | str] = {}  # or why it failed
     for path, face, size in entries:
-        if cache is None or cache[0] != face:
-            sharp = read_image(sharp_files[face]).rgb
-            masks = _helen_masks(label_dir / f"{face}.png", sharp.shape[:2]) if label_dir else None
-            cache = (face, sharp, masks)
-        _, sharp, masks = cache
-        blurry = read_image(path).rgb
-        if blurry.shape != sharp.shape:
-            raise ImageError(
-                f"{path}: {blurry.shape[1]}×{blurry.shape[0]} but its ground truth is "
-                f"{sharp.shape[1]}×{sharp.shape[0]}; pairs must have the same size"
-            )
+        if face not in faces:
+            faces.clear()  # the files come sorted: one sharp face at a time in memory
+            try:
+                sharp = read_image(sharp_files[face]).rgb
+                masks = (
+                    _helen_masks(label_dir / f"{face}.png", sharp.shape[:2]) if label_dir else None
+                )
+                faces[face] = (sharp, masks)
+            except ImageError as exc:
+                faces[face] = str(exc)
+        known = faces[face]
+        try:
+            if isinstance(known, str):
+                raise ImageError(f"its ground truth is unusable: {known}")
+            sharp, masks = known
+            blurry = read_image(path).rgb
+            if blurry.shape != sharp.shape:
+                raise ImageError(
+                    f"{path}: {blurry.shape[1]}×{blurry.shape[0]} but its ground truth is "
+                    f"{sharp.shape[1]}×{sharp.shape[0]}; pairs must have the same size"
+                )
+        except ImageError as exc:
+            skipped.append((str(path), str(exc)))
+            continue
         yield Pair(path.stem, face, size, blurry, sharp, masks)
 
 

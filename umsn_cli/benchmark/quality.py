@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 import numpy as np
 
 from umsn_cli.benchmark.datasets import Pair, TestSet
+from umsn_cli.errors import ImageError
 from umsn_cli.images import from_array
 from umsn_cli.labels import one_hot
 from umsn_cli.metrics import map_mean, masked_psnr, masked_ssim, psnr, ssim_map
@@ -88,6 +89,7 @@ class QualityReport:
     cases: list[Case]
     best: list[Case]
     worst: list[Case]
+    skipped: list[tuple[str, str]] = field(default_factory=list)  # (file, why) left out
 
     def overall(self) -> dict[str, float]:
         return _means(self.cases)
@@ -107,6 +109,7 @@ class QualityReport:
                 "mask_source": self.mask_source,
                 "identity": self.identity,
                 "count": len(self.cases),
+                "skipped": [{"file": f, "reason": r} for f, r in self.skipped],
                 "overall": self.overall(),
                 "by_size": {str(k): v for k, v in self.by_size().items()},
                 "best": [c.id for c in self.best],
@@ -152,11 +155,23 @@ def score(
         done += len(chunk)
         if progress:
             progress(done)
+    if not cases:
+        reason = f" (e.g. {test.skipped[0][1]})" if test.skipped else ""
+        raise ImageError(f"{test.name}: no pair could be scored{reason}")
     source = "labels" if test.has_labels else "S-Net on the sharp face"
     if not test.has_labels and model.segment is None:
         source = "none"
     return QualityReport(
-        test.name, test.protocol, model_name, backend, source, identity_note, cases, best, worst
+        test.name,
+        test.protocol,
+        model_name,
+        backend,
+        source,
+        identity_note,
+        cases,
+        best,
+        worst,
+        list(test.skipped),
     )
 
 

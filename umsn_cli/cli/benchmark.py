@@ -161,6 +161,12 @@ def benchmark(
             batch=batch_size,
             progress=lambda done: bar.update(task, completed=done),
         )
+    if result.skipped:
+        why, count = result.skipped[0][1], len(result.skipped)
+        warn(
+            f"{count} pair(s) could not be read and are left out, e.g. {why}"
+            + (" (all listed with --json)" if count > 1 else "")
+        )
     tables = report.quality_tables(result)
     for table in tables:
         out_console.print(report.to_rich(table))
