@@ -127,3 +127,13 @@ def test_nothing_readable_is_an_error(tmp_path, tiny_checkpoint):
     (folder / "final_Helen_gt" / "f1.png").write_bytes(b"broken")
     result = bench(tiny_checkpoint, "--dataset", "helen", "--data-root", tmp_path / "data")
     assert "no pair could be scored" in assert_clean_error(result, 1)
+
+
+def test_speed_of_a_config_without_weights_times_random_weights(monkeypatch, tiny_config):
+    from umsn_cli.nn import config as configs
+
+    monkeypatch.setitem(configs.CONFIGS, "test-tiny", tiny_config)
+    result = run("benchmark", "--speed", "--model", "test-tiny", "--backend", "cpu",
+                 "--batch", "1", "--size", "32", "--repeats", "1")  # fmt: skip
+    assert result.exit_code == 0, result.output
+    assert "no weights for test-tiny here: timing random weights" in result.stderr

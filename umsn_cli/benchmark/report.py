@@ -138,10 +138,17 @@ def to_rich(table: Table):  # -> rich.table.Table, imported lazily with the CLI
 
     out = RichTable(title=table.title, title_justify="left")
     for i, name in enumerate(table.header):
-        out.add_column(name, justify="left" if i == 0 else "right")
+        out.add_column(name, justify="left" if i == 0 else "right", no_wrap=True)
     for row in table.rows:
         out.add_row(*row)
     return out
+
+
+def width(table: Table) -> int:
+    """Characters a rich rendering needs so that no number is cut (logs are 80 wide)."""
+    cells = [table.header, *table.rows]
+    widest = [max(len(row[i]) for row in cells) for i in range(len(table.header))]
+    return sum(widest) + 3 * len(widest) + 1
 
 
 def comparison_picture(report: QualityReport) -> np.ndarray:

@@ -169,7 +169,7 @@ def benchmark(
         )
     tables = report.quality_tables(result)
     for table in tables:
-        out_console.print(report.to_rich(table))
+        _show(report, table)
     _write(
         json_file,
         markdown_file,
@@ -208,14 +208,12 @@ def _speed(
 ) -> None:
     from umsn_cli.benchmark import report
     from umsn_cli.benchmark.speed import measure_speed
-    from umsn_cli.weights import load_checkpoint, resolve_model_ref
 
-    path, sha256 = resolve_model_ref(model, offline=offline, progress=True)
-    network, _ = load_checkpoint(path)
+    network, key = _speed_model(model, offline)
     names = None if backend in ("all", "auto") else [backend]
     result = measure_speed(
         network,
-        weights_key=sha256,
+        weights_key=key,
         model_ref=model,
         backends=names,
         batches=tuple(batches),
@@ -226,7 +224,7 @@ def _speed(
         progress=lambda line: err_console.print(escape(line)),
     )
     table = report.speed_table(result)
-    out_console.print(report.to_rich(table))
+    _show(report, table)
     _write(
         json_file,
         markdown_file,
@@ -250,6 +248,30 @@ def command_line(ctx: typer.Context) -> str:
             for item in value if isinstance(value, (list, tuple)) else [value]:
                 parts += [flag, str(item)]
     return shlex.join(parts)
+
+
+def _show(report, table) -> None:
+    """Print a table whole: a narrow terminal wraps it rather than cutting numbers off."""
+    out_console.width = max(out_console.width, report.width(table))
+    out_console.print(report.to_rich(table))
+
+
+def _speed_model(model: str, offline: bool):
+    """The network to time: its weights if they can be had, else (for a config name with
+    no weights here, e.g. paper-size ``umsn``) random ones, since values do not change
+    the speed."""
+    from umsn_cli.errors import ManifestError, WeightsError
+    from umsn_cli.nn import CONFIGS, build_model
+    from umsn_cli.weights import load_checkpoint, resolve_model_ref
+
+    try:
+        path, sha256 = resolve_model_ref(model, offline=offline, progress=True)
+    except (ManifestError, WeightsError):
+        if model not in CONFIGS:
+            raise
+        warn(f"no weights for {model} here: timing random weights of the same network")
+        return build_model(model), f"random-{model}"
+    return load_checkpoint(path)[0], sha256
 
 
 def _write(json_file: Path | None, markdown_file: Path | None, data: dict, markdown: str) -> None:
