@@ -47,7 +47,8 @@ def published(weights_server, make_entry, use_manifest):
     return entry
 
 
-def test_list_with_nothing_installed():
+def test_list_with_nothing_installed(use_manifest):
+    use_manifest()  # nothing published, bundled or cached
     result = run("list")
     assert result.exit_code == 0
     assert "umsn weights import FILE" in result.stderr
@@ -124,13 +125,15 @@ def test_import_refuses_bad_files(tmp_path, content, match):
     assert not store.imported_dir().exists() or not any(store.imported_dir().iterdir())
 
 
-def test_config_without_weights_says_how_to_get_them():
+def test_config_without_weights_says_how_to_get_them(use_manifest):
+    use_manifest()
     message = assert_one_line_error(run("fetch", "umsn-lite"))
     assert "no weights for 'umsn-lite' are installed" in message
     assert "umsn weights import FILE" in message
 
 
-def test_config_without_weights_suggests_an_import(tmp_path):
+def test_config_without_weights_suggests_an_import(tmp_path, use_manifest):
+    use_manifest()
     from umsn_cli.nn import build_model, get_config
     from umsn_cli.weights import save_checkpoint
 
