@@ -46,17 +46,7 @@ _SSIM_BORDER = 5  # (11 − 1) / 2: skimage averages the map without this border
 
 
 def ssim(restored: np.ndarray, sharp: np.ndarray) -> float:
-    return float(
-        structural_similarity(
-            to_8bit(restored),
-            to_8bit(sharp),
-            channel_axis=2,
-            data_range=255.0,
-            gaussian_weights=True,
-            sigma=1.5,
-            use_sample_covariance=False,
-        )
-    )
+    return map_mean(ssim_map(restored, sharp))
 
 
 def ssim_map(restored: np.ndarray, sharp: np.ndarray) -> np.ndarray:

@@ -105,19 +105,26 @@ def benchmark(
             raise UsageError(f"{path}: its folder does not exist; create it first")
     command = command_line(ctx)
     if speed:
-        _speed(
-            model,
-            backend,
-            device,
-            precision,
-            batches,
-            sizes,
-            repeats,
-            offline,
-            json_file,
-            markdown_file,
-            command,
+        from umsn_cli.benchmark import report
+        from umsn_cli.benchmark.speed import measure_speed
+
+        network, key = _speed_model(model, offline)
+        result = measure_speed(
+            network,
+            weights_key=key,
+            model_ref=model,
+            backends=None if backend in ("all", "auto") else [backend],
+            batches=tuple(batches),
+            sizes=tuple(sizes),
+            precision=precision,
+            device=device,
+            repeats=repeats,
+            progress=lambda line: err_console.print(escape(line)),
         )
+        table = report.speed_table(result)
+        _show(report, table)
+        data = result.to_dict() | {"command": command}
+        _write(json_file, markdown_file, data, report.to_markdown([table], command))
         return
     if dataset is None:
         raise UsageError("give --dataset NAME|FOLDER (or --speed); see umsn benchmark --help")
@@ -191,46 +198,6 @@ def _identity(wanted: bool):
         warn(f"identity distance skipped: {reason}")
         return None, f"skipped: {reason}"
     return identity.IdentityEmbedder(), "dlib face-recognition ResNet, euclidean distance"
-
-
-def _speed(
-    model,
-    backend,
-    device,
-    precision,
-    batches,
-    sizes,
-    repeats,
-    offline,
-    json_file,
-    markdown_file,
-    command,
-) -> None:
-    from umsn_cli.benchmark import report
-    from umsn_cli.benchmark.speed import measure_speed
-
-    network, key = _speed_model(model, offline)
-    names = None if backend in ("all", "auto") else [backend]
-    result = measure_speed(
-        network,
-        weights_key=key,
-        model_ref=model,
-        backends=names,
-        batches=tuple(batches),
-        sizes=tuple(sizes),
-        precision=precision,
-        device=device,
-        repeats=repeats,
-        progress=lambda line: err_console.print(escape(line)),
-    )
-    table = report.speed_table(result)
-    _show(report, table)
-    _write(
-        json_file,
-        markdown_file,
-        result.to_dict() | {"command": command},
-        report.to_markdown([table], command),
-    )
 
 
 def command_line(ctx: typer.Context) -> str:
