@@ -333,8 +333,9 @@ def test_torchscript_matches_eager(tmp_path, tiny_checkpoint):
     src = tmp_path / "in"
     save(face(128), src / "a.png")
     save(face(192), src / "b.png")
-    eager = deblur(tiny_checkpoint, src, "-o", tmp_path / "cpu")
-    traced = deblur(tiny_checkpoint, src, "-o", tmp_path / "ts", backend="torchscript")
+    fp32 = ("--precision", "fp32")  # exactness is an fp32 promise; auto may pick bf16
+    eager = deblur(tiny_checkpoint, src, "-o", tmp_path / "cpu", *fp32)
+    traced = deblur(tiny_checkpoint, src, "-o", tmp_path / "ts", *fp32, backend="torchscript")
     assert eager.exit_code == 0 and traced.exit_code == 0, traced.output
     assert "using backend=torchscript device=cpu" in traced.stderr
     for name in ("a.png", "b.png"):

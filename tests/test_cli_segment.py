@@ -101,12 +101,11 @@ def test_batch_size_and_backend_keep_the_probabilities(tmp_path, tiny_checkpoint
             Image.fromarray(rng.integers(0, 256, (128, 128, 3), dtype=np.uint8)), src / f"r{i}.png"
         )
     save(face(176), src / "r3.png")
+    common = ("--probs", "--precision", "fp32")  # exactness is an fp32 promise
     runs = {
-        "b1": segment(tiny_checkpoint, src, "-o", tmp_path / "b1", "--probs", "--batch-size", "1"),
-        "b3": segment(tiny_checkpoint, src, "-o", tmp_path / "b3", "--probs", "--batch-size", "3"),
-        "ts": segment(
-            tiny_checkpoint, src, "-o", tmp_path / "ts", "--probs", backend="torchscript"
-        ),
+        "b1": segment(tiny_checkpoint, src, "-o", tmp_path / "b1", *common, "--batch-size", "1"),
+        "b3": segment(tiny_checkpoint, src, "-o", tmp_path / "b3", *common, "--batch-size", "3"),
+        "ts": segment(tiny_checkpoint, src, "-o", tmp_path / "ts", *common, backend="torchscript"),
     }
     for result in runs.values():
         assert result.exit_code == 0, result.output

@@ -35,7 +35,9 @@ BACKEND = typer.Option(
     help="Inference backend: auto, cpu, torchscript, cuda or an installed plugin.",
 )
 DEVICE = typer.Option(None, "--device", help="torch device, e.g. cpu or cuda:0.")
-PRECISION = typer.Option("auto", "--precision", help="auto, fp32, bf16 or fp16.")
+PRECISION = typer.Option(
+    "auto", "--precision", help="auto (bf16 where the CPU/GPU has it natively), fp32, bf16, fp16."
+)
 BATCH_SIZE = typer.Option(8, "--batch-size", min=1, max=1024, help="Faces per forward pass.")
 OFFLINE = typer.Option(False, "--offline", help="Never use the network (also UMSN_OFFLINE=1).")
 VERBOSE = typer.Option(False, "--verbose", "-v", help="Print every per-file warning.")
