@@ -67,6 +67,7 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--noise", type=float, default=0.01)
     parser.add_argument("--per-size", type=int, default=10, help="kernels per size (≤ 10)")
+    parser.add_argument("--align", type=int, default=5, help="best shift within ±PX (0: plain)")
     parser.add_argument("--json", type=Path)
     args = parser.parse_args()
     torch.set_grad_enabled(False)
@@ -90,7 +91,9 @@ def main() -> None:
         results[name] = {}
         for key, make in sets.items():
             start = time.perf_counter()
-            report = score(make(), model, model_name=name, backend=args.backend, keep=0)
+            report = score(
+                make(), model, model_name=name, backend=args.backend, keep=0, align=args.align
+            )
             results[name][key] = {"all": report.overall()} | {
                 str(size): s for size, s in report.by_size().items()
             }

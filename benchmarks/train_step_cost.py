@@ -3,8 +3,14 @@
 The step is the real one from ``umsn_cli.train``: a batch drawn by the sampler
 (augmentation, a bank kernel per face, noise), the stage's forward and loss (for
 ``umsn``: frozen S-Net, generator, confidence network, L_c, half-scale, gradient and
-VGG16 relu1_2 perceptual terms), backward and an Adam update. Faces are random
-pixels with random soft masks, so no dataset is needed; validation is not counted.
+optionally the VGG16 relu1_2 perceptual term), backward and an Adam update. Faces are
+random pixels with random soft masks, so no dataset is needed; validation is not
+counted.
+
+The step's FLOP (forward and backward, counted by ``FlopCounterMode``) over its median
+time is compared with a 2048² matmul measured in the same run, in the step's
+precision: the fraction of peak says how well the network uses this CPU, whatever the
+CPU is.
 
     python benchmarks/train_step_cost.py [--config umsn-lite] [--stage umsn] [--precision bf16]
 """
@@ -17,10 +23,13 @@ import time
 
 import numpy as np
 import torch
+from torch.utils.flop_counter import FlopCounterMode
 
+from umsn_cli.benchmark.speed import measure_matmul_peak
+from umsn_cli.blur.degrade import MIXES, motion_bank
 from umsn_cli.train.config import TrainConfig
 from umsn_cli.train.data import FaceSet, Sampler
-from umsn_cli.train.loop import kernel_bank, prepare_stage
+from umsn_cli.train.loop import prepare_stage
 
 
 def random_faces(count: int = 64, side: int = 160) -> FaceSet:
@@ -39,6 +48,7 @@ def main() -> None:
     parser.add_argument("--precision", choices=["fp32", "bf16"], default="bf16")
     parser.add_argument("--perceptual", choices=["on", "off"], default="on")
     parser.add_argument("--steps", type=int, default=5)
+    parser.add_argument("--compile", action="store_true", help="torch.compile the stage")
     args = parser.parse_args()
 
     torch.manual_seed(0)
@@ -48,31 +58,40 @@ def main() -> None:
     )  # fmt: skip
     stage = prepare_stage(cfg).train().to(memory_format=torch.channels_last)
     optimizer = torch.optim.Adam(stage.trainable(), lr=cfg.lr)
-    sampler = Sampler(random_faces(), kernel_bank(500, 0), seed=0)
+    sampler = Sampler(random_faces(), motion_bank(MIXES["real"], 500, 0), seed=0)
     autocast = torch.autocast("cpu", dtype=torch.bfloat16, enabled=args.precision == "bf16")
+    model = torch.compile(stage) if args.compile else stage
 
     def step() -> None:
         batch = sampler.sample(args.batch, stage.blur, getattr(stage, "index", None)).to(
             torch.device("cpu")
         )
         with autocast:
-            loss, _ = stage(batch)
+            loss, _ = model(batch)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
 
-    for _ in range(2):  # warm-up
-        step()
+    counter = FlopCounterMode(display=False)
+    with counter:
+        step()  # also the first warm-up step
+    gflop = counter.get_total_flops() / 1e9
+    step()
     times = []
     for _ in range(args.steps):
         start = time.perf_counter()
         step()
         times.append(time.perf_counter() - start)
     seconds = statistics.median(times)
+    peak = measure_matmul_peak("cpu", repeats=20)
+    peak_gflops = 1000 * (peak.bf16_tflops if args.precision == "bf16" else peak.fp32_tflops)
     print(
         f"{args.config} {args.stage} batch {args.batch} {args.precision}: "
         f"{seconds:.2f} s/step, {3600 / seconds:.0f} steps/h "
-        f"(min {min(times):.2f} s, max {max(times):.2f} s)"
+        f"(min {min(times):.2f} s, max {max(times):.2f} s); "
+        f"{gflop:.0f} GFLOP/step, {gflop / seconds:.0f} GFLOP/s = "
+        f"{gflop / seconds / peak_gflops:.0%} of the {peak_gflops:.0f} GFLOP/s "
+        f"{args.precision} matmul peak measured in this run"
     )
 
 

@@ -73,6 +73,21 @@ def tiny_config() -> ModelConfig:
 
 
 @pytest.fixture
+def tiny_fast_config() -> ModelConfig:
+    """The ``fast`` family with a few channels: every part, built and run in ms."""
+    from umsn_cli.nn.config import FastBNetConfig, FastFNetConfig, FastSNetConfig
+
+    return ModelConfig(
+        name="test-tiny-fast",
+        family="fast",
+        snet=FastSNetConfig(widths=(4, 8, 8), blocks=(1, 1, 1)),
+        fnet=FastFNetConfig(width=4, blocks=1),
+        bnet=FastBNetConfig(widths=(4, 8, 8), blocks=(1, 1, 1)),
+        confidence_width=4,
+    )
+
+
+@pytest.fixture
 def tiny_checkpoint(tmp_path: Path, tiny_config: ModelConfig) -> Path:
     """A umsn checkpoint of a freshly initialised tiny model."""
     import torch

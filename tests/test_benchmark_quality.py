@@ -142,3 +142,37 @@ def test_identity_distance_is_scored_for_restored_and_blurry():
     assert (
         overall["identity"] == pytest.approx(overall["identity_blurry"]) and overall["identity"] > 0
     )
+
+
+class Shifted(Oracle):
+    """Returns the sharp face moved by (2, -1) pixels: perfect up to where it sits."""
+
+    def deblur(self, images: Sequence[np.ndarray]) -> list[np.ndarray]:
+        return [np.roll(s, (2, -1), axis=(0, 1)) for s in super().deblur(images)]
+
+
+def test_aligned_scores_forgive_a_shift_and_keep_the_plain_beside():
+    def test():
+        return blurred_faces("t", faces(with_masks=True), per_size=1, noise=0.0)
+
+    model = Shifted(list(test().pairs))
+    aligned = run(test(), model, align=3).overall()
+    assert aligned["psnr"] == math.inf and aligned["ssim"] == pytest.approx(1.0)
+    assert aligned["shift"] == 3  # |2| + |-1|
+    assert math.isfinite(aligned["psnr_plain"]) and aligned["psnr_plain"] < 30
+    assert aligned["psnr_m2"] == math.inf  # the class scores use the same shift
+    plain = run(test(), model, align=0).overall()
+    assert plain["psnr"] == pytest.approx(aligned["psnr_plain"])
+    assert "psnr_plain" not in plain
+    # Too small a window cannot find the shift: the score stays finite.
+    assert math.isfinite(run(test(), model, align=1).overall()["psnr"])
+    report = run(test(), model, align=3)
+    assert report.to_dict()["align"] == 3
+
+
+def test_the_blurry_input_is_aligned_too():
+    """The baseline gets the same benefit, so the gain stays honest."""
+    test = blurred_faces("t", faces(), per_size=1, noise=0.01)
+    scores = run(test, Unchanged(), align=4).overall()
+    assert scores["psnr"] == pytest.approx(scores["psnr_blurry"])
+    assert scores["psnr_blurry"] >= scores["psnr_plain_blurry"] - 1e-9

@@ -72,3 +72,20 @@ def test_masked_scores_use_only_the_class_pixels(pair):
     assert masked_ssim(values, left) == pytest.approx(reference[5:-5, 5:20].mean(), abs=1e-6)
     assert masked_ssim(values, np.ones_like(left)) == pytest.approx(ssim(restored, sharp))
     assert math.isnan(masked_ssim(values, np.zeros_like(left)))
+
+
+def test_best_shift_finds_the_offset_and_prefers_no_shift_on_ties():
+    from umsn_cli.metrics import aligned, best_shift
+
+    rng = np.random.default_rng(0)
+    sharp = rng.random((40, 40, 3))
+    moved = np.roll(sharp, (-3, 2), axis=(0, 1))
+    assert best_shift(moved, sharp, 4) == (-3, 2)
+    a, b = aligned(moved, sharp, (-3, 2), 4)
+    assert a.shape == b.shape == (32, 32, 3)
+    assert psnr(a, b) == float("inf")
+    flat = np.full((20, 20, 3), 0.5)
+    assert best_shift(flat, flat, 3) == (0, 0)
+    assert best_shift(moved, sharp, 0) == (0, 0)
+    with pytest.raises(ValueError, match="align"):
+        best_shift(flat, flat, 10)

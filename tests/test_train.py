@@ -20,12 +20,13 @@ from cli_helpers import assert_same_training_state, face, save
 from PIL import Image, ImageDraw
 from typer.testing import CliRunner
 
+from umsn_cli.blur.degrade import MIXES, motion_bank
 from umsn_cli.cli import app
 from umsn_cli.metrics import FScore, psnr
 from umsn_cli.train import losses
 from umsn_cli.train.config import TrainConfig
 from umsn_cli.train.data import SIZE, Sampler, load_faces
-from umsn_cli.train.loop import kernel_bank, learning_rate, split_holdout
+from umsn_cli.train.loop import learning_rate, split_holdout
 
 # Small, fast and deterministic: every CLI run below starts from these.
 FAST = [
@@ -117,7 +118,10 @@ def test_snet_writes_checkpoints_log_and_pictures(tmp_path, dataset):
     result = snet(dataset, out, "--steps", "2")
     ok(result)
     assert result.stdout.strip() == str(out / "last.pt")
-    for name in ("last.pt", "best.pt", "log.jsonl", "samples.png", "curves.png", "config.json"):
+    for name in (
+        "last.pt", "best.pt", "log.jsonl", "samples.png", "curves.png", "config.json",
+        "degradations.png",
+    ):  # fmt: skip
         assert (out / name).is_file(), name
     lines = log_lines(out)
     kinds = {line["kind"] for line in lines}
@@ -131,7 +135,9 @@ def test_snet_writes_checkpoints_log_and_pictures(tmp_path, dataset):
     state = torch.load(out / "last.pt", weights_only=True)
     assert state["step"] == 2 and state["config"]["stage"] == "snet"
     assert any(k.startswith("snet.") for k in state["stage"])
-    assert json.loads((out / "config.json").read_text()) == {**state["config"], "fnets": []}
+    assert json.loads((out / "config.json").read_text()) == {
+        **state["config"], "fnets": [], "extra_data": []
+    }
     with Image.open(out / "samples.png") as samples, Image.open(out / "curves.png") as curves:
         assert samples.mode == curves.mode == "RGB"
         assert samples.size == (3 * SIZE, 2 * SIZE)  # blurry, predicted, target × 2 faces
@@ -530,10 +536,13 @@ def test_split_holdout_is_seeded_and_disjoint(dataset):
     assert kept is no_masks and none is None
 
 
+MOTION = MIXES["motion"].with_noise_max(0.0)
+
+
 def test_sampler_batches(dataset):
     faces = load_faces(dataset["data"], dataset["masks"])
     assert faces.images.dtype == np.uint8 and faces.masks.dtype == np.uint8
-    sampler = Sampler(faces, kernel_bank(6, seed=0), seed=0, noise_max=0.0)
+    sampler = Sampler(faces, motion_bank(MOTION, 6, seed=0), seed=0, mix=MOTION)
     for mode in ("all", "none", "class"):
         batch = sampler.sample(3, mode, blur_class=1)
         for t in (batch.sharp, batch.blurry):
@@ -554,8 +563,8 @@ def test_sampler_batches(dataset):
         assert torch.equal(batch.blurry[outside], batch.sharp[outside])
         assert not torch.equal(batch.blurry[inside], batch.sharp[inside])
     # One seed, one sequence of batches.
-    again = Sampler(faces, kernel_bank(6, seed=0), seed=0, noise_max=0.0)
-    first = Sampler(faces, kernel_bank(6, seed=0), seed=0, noise_max=0.0).sample(2)
+    again = Sampler(faces, motion_bank(MOTION, 6, seed=0), seed=0, mix=MOTION)
+    first = Sampler(faces, motion_bank(MOTION, 6, seed=0), seed=0, mix=MOTION).sample(2)
     assert torch.equal(again.sample(2).blurry, first.blurry)
 
 

@@ -64,3 +64,7 @@ class BackendUnavailableError(UmsnError):
 
 class MissingExtraError(UmsnError):
     """An optional feature needs packages from an extra (``umsn[...]``) that are not installed."""
+
+
+class TrainingDiverged(UmsnError):
+    """The loss kept going NaN or spiking after every roll-back to the last checkpoint."""

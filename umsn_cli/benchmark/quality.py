@@ -22,7 +22,7 @@ from umsn_cli.benchmark.datasets import Pair, TestSet
 from umsn_cli.errors import ImageError
 from umsn_cli.images import from_array
 from umsn_cli.labels import one_hot
-from umsn_cli.metrics import map_mean, masked_psnr, masked_ssim, psnr, ssim_map
+from umsn_cli.metrics import aligned, best_shift, map_mean, masked_psnr, masked_ssim, psnr, ssim_map
 from umsn_cli.visualize import labels_from_probs
 
 if TYPE_CHECKING:
@@ -85,6 +85,7 @@ class QualityReport:
     model: str
     backend: str
     mask_source: str  # "labels", "S-Net on the sharp face", or "none" (no class scores)
+    align: int  # PX of --align: psnr/ssim are at the best shift within ±PX (0: plain)
     identity: str | None  # how identity was measured, or why it was not
     cases: list[Case]
     best: list[Case]
@@ -107,6 +108,7 @@ class QualityReport:
                 "model": self.model,
                 "backend": self.backend,
                 "mask_source": self.mask_source,
+                "align": self.align,
                 "identity": self.identity,
                 "count": len(self.cases),
                 "skipped": [{"file": f, "reason": r} for f, r in self.skipped],
@@ -131,9 +133,14 @@ def score(
     identity_note: str | None = None,
     batch: int = 16,
     keep: int = 3,
+    align: int = 0,
     progress: Callable[[int], None] | None = None,
 ) -> QualityReport:
     """Restore every pair of ``test`` with ``model`` and score it against its sharp face.
+
+    With ``align`` > 0, ``psnr``, ``ssim`` and the per-class scores are taken at each
+    image's best integer shift within ±``align`` (:func:`umsn_cli.metrics.best_shift`),
+    and ``psnr_plain`` / ``ssim_plain`` keep the unshifted scores beside them.
 
     ``keep`` best and worst cases (by PSNR gain) keep their images for the comparison
     picture; ``progress`` is called with the number of pairs done after each batch.
@@ -147,7 +154,7 @@ def score(
         restored = model.deblur([p.blurry for p in chunk])
         masks = [_masks(p, model, mask_cache) for p in chunk]
         for pair, out, m in zip(chunk, restored, masks, strict=True):
-            case = Case(pair.id, pair.face, pair.size, _scores(pair, out, m, identity))
+            case = Case(pair.id, pair.face, pair.size, _scores(pair, out, m, identity, align))
             case_images = (pair.blurry, out, pair.sharp, m)
             cases.append(case)
             best = _keep(best, case, case_images, keep, reverse=True)
@@ -167,6 +174,7 @@ def score(
         model_name,
         backend,
         source,
+        align,
         identity_note,
         cases,
         best,
@@ -187,17 +195,32 @@ def _masks(pair: Pair, model: Model, cache: dict[str, np.ndarray]) -> np.ndarray
 
 
 def _scores(
-    pair: Pair, restored: np.ndarray, masks: np.ndarray | None, identity: Identity | None
+    pair: Pair,
+    restored: np.ndarray,
+    masks: np.ndarray | None,
+    identity: Identity | None,
+    align: int = 0,
 ) -> dict[str, float]:
     out: dict[str, float] = {}
     for prefix, image in (("", restored), ("blurry_", pair.blurry)):
         suffix = "_blurry" if prefix else ""
-        values = ssim_map(image, pair.sharp)
-        out[f"psnr{suffix}"] = psnr(image, pair.sharp)
+        if align > 0:
+            plain = ssim_map(image, pair.sharp)
+            out[f"psnr_plain{suffix}"] = psnr(image, pair.sharp)
+            out[f"ssim_plain{suffix}"] = map_mean(plain)
+        shift = best_shift(image, pair.sharp, align)
+        moved, sharp = aligned(image, pair.sharp, shift, align)
+        class_masks = masks
+        if masks is not None and align > 0:
+            class_masks = masks[:, align:-align, align:-align]
+        values = ssim_map(moved, sharp)
+        out[f"psnr{suffix}"] = psnr(moved, sharp)
         out[f"ssim{suffix}"] = map_mean(values)
-        for c in range(CLASSES if masks is not None else 0):
-            out[f"psnr{suffix}_m{c + 1}"] = masked_psnr(image, pair.sharp, masks[c])
-            out[f"ssim{suffix}_m{c + 1}"] = masked_ssim(values, masks[c])
+        if align > 0:
+            out[f"shift{suffix}"] = float(abs(shift[0]) + abs(shift[1]))
+        for c in range(CLASSES if class_masks is not None else 0):
+            out[f"psnr{suffix}_m{c + 1}"] = masked_psnr(moved, sharp, class_masks[c])
+            out[f"ssim{suffix}_m{c + 1}"] = masked_ssim(values, class_masks[c])
         if identity is not None:
             out[f"identity{suffix}"] = identity.distance(image, pair.sharp)
     return out

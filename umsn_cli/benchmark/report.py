@@ -30,45 +30,59 @@ class Table:
 def quality_tables(report: QualityReport) -> list[Table]:
     """Overall, per kernel size and per class; the blurry input is always a row."""
     overall = report.overall()
+    aligned = report.align > 0
+    shifted = f" at the best shift within ±{report.align} px" if aligned else ""
+    plain_header = ["plain PSNR", "plain SSIM"] if aligned else []
     first = Table(
         f"{report.dataset}: {report.protocol}",
-        ["", "PSNR (dB)", "SSIM", *(["identity distance"] if "identity" in overall else [])],
+        ["", "PSNR (dB)", "SSIM", *plain_header,
+         *(["identity distance"] if "identity" in overall else [])],
         [],
-    )
+    )  # fmt: skip
+    if aligned:
+        first.title += f"; PSNR and SSIM{shifted}, plain beside them"
     for label, suffix in (("blurry input", "_blurry"), (report.model, "")):
         row = [label, _db(overall.get(f"psnr{suffix}")), _ssim(overall.get(f"ssim{suffix}"))]
+        if aligned:
+            row += [
+                _db(overall.get(f"psnr_plain{suffix}")),
+                _ssim(overall.get(f"ssim_plain{suffix}")),
+            ]
         if "identity" in overall:
             row.append(_ssim(overall.get(f"identity{suffix}")))
         first.rows.append(row)
-    first.rows.append(
-        ["gain", _gain(overall), _ssim_gain(overall), *([""] if "identity" in overall else [])]
-    )
+    gain = ["gain", _gain(overall), _ssim_gain(overall)]
+    if aligned:
+        gain += [_gain(overall, "psnr_plain"), _ssim_gain(overall, "ssim_plain")]
+    first.rows.append([*gain, *([""] if "identity" in overall else [])])
     tables = [first]
 
     sizes = report.by_size()
     if sizes:
         per_size = Table(
-            "per kernel size",
-            ["kernel", "blurry PSNR", "PSNR", "gain", "blurry SSIM", "SSIM"],
+            "per kernel size" + shifted,
+            ["kernel", "blurry PSNR", "PSNR", "gain", "blurry SSIM", "SSIM",
+             *(["plain gain"] if aligned else [])],
             [],
-        )
+        )  # fmt: skip
         for size, s in sizes.items():
-            per_size.rows.append(
-                [
-                    f"{size}×{size}",
-                    _db(s.get("psnr_blurry")),
-                    _db(s.get("psnr")),
-                    _gain(s),
-                    _ssim(s.get("ssim_blurry")),
-                    _ssim(s.get("ssim")),
-                ]
-            )
+            row = [
+                f"{size}×{size}",
+                _db(s.get("psnr_blurry")),
+                _db(s.get("psnr")),
+                _gain(s),
+                _ssim(s.get("ssim_blurry")),
+                _ssim(s.get("ssim")),
+            ]
+            if aligned:
+                row.append(_gain(s, "psnr_plain"))
+            per_size.rows.append(row)
         tables.append(per_size)
 
     if report.mask_source == "none":
         return tables
     per_class = Table(
-        f"per class (masks: {report.mask_source}; masked PSNR / SSIM)",
+        f"per class (masks: {report.mask_source}; masked PSNR / SSIM{shifted})",
         ["", *(f"m{c + 1} {name}" for c, name in enumerate(CLASS_NAMES))],
         [],
     )
@@ -202,13 +216,13 @@ def _ssim(value: float | None) -> str:
     return "—" if value is None or math.isnan(value) else f"{value:.4f}"
 
 
-def _gain(scores: dict[str, float]) -> str:
-    a, b = scores.get("psnr"), scores.get("psnr_blurry")
+def _gain(scores: dict[str, float], name: str = "psnr") -> str:
+    a, b = scores.get(name), scores.get(f"{name}_blurry")
     if a is None or b is None or not math.isfinite(a - b):
         return "—"
     return f"{a - b:+.2f}"
 
 
-def _ssim_gain(scores: dict[str, float]) -> str:
-    a, b = scores.get("ssim"), scores.get("ssim_blurry")
+def _ssim_gain(scores: dict[str, float], name: str = "ssim") -> str:
+    a, b = scores.get(name), scores.get(f"{name}_blurry")
     return "—" if a is None or b is None else f"{a - b:+.4f}"

@@ -82,28 +82,34 @@ def trajectories(
     return x.T
 
 
-def kernel_from_trajectory(path: np.ndarray, size: int, exposure: float = 1.0) -> np.ndarray | None:
+def kernel_from_trajectory(
+    path: np.ndarray, size: int, exposure: float = 1.0, weights: np.ndarray | None = None
+) -> np.ndarray | None:
     """Rasterise the first ``exposure`` fraction of ``path`` into a size×size kernel.
 
-    Samples are splatted bilinearly (weight max(0, 1 − |d|) per axis); the path is
-    shifted so its barycentre lands on the centre pixel, which the bilinear splat
-    preserves exactly. Returns None when the centred path does not fit the support;
-    the caller draws another path rather than cropping this one.
+    Samples are splatted bilinearly (weight max(0, 1 − |d|) per axis), each scaled by
+    its entry of ``weights`` (the time the camera spent there; default: all equal);
+    the path is shifted so its weighted barycentre, the kernel's centre of mass, lands
+    on the centre pixel, which the bilinear splat preserves exactly. Returns None when
+    the centred path does not fit the support; the caller draws another path rather
+    than cropping this one.
     """
     count = max(1, round(exposure * len(path)))
     points = path[:count]
+    w = np.ones(count) if weights is None else np.asarray(weights, dtype=np.float64)[:count]
     centre = (size - 1) / 2
-    points = points - points.mean() + complex(centre, centre)
+    mean = points.mean() if weights is None else (w * points).sum() / w.sum()
+    points = points - mean + complex(centre, centre)
     cols, rows = points.real, points.imag
     if cols.min() < 0 or rows.min() < 0 or cols.max() > size - 1 or rows.max() > size - 1:
         return None
     kernel = np.zeros((size + 1, size + 1))
     r0, c0 = np.floor(rows).astype(int), np.floor(cols).astype(int)
     fr, fc = rows - r0, cols - c0
-    np.add.at(kernel, (r0, c0), (1 - fr) * (1 - fc))
-    np.add.at(kernel, (r0 + 1, c0), fr * (1 - fc))
-    np.add.at(kernel, (r0, c0 + 1), (1 - fr) * fc)
-    np.add.at(kernel, (r0 + 1, c0 + 1), fr * fc)
+    np.add.at(kernel, (r0, c0), w * (1 - fr) * (1 - fc))
+    np.add.at(kernel, (r0 + 1, c0), w * fr * (1 - fc))
+    np.add.at(kernel, (r0, c0 + 1), w * (1 - fr) * fc)
+    np.add.at(kernel, (r0 + 1, c0 + 1), w * fr * fc)
     kernel = kernel[:size, :size]  # the extra row/column only ever got zero weight
     return (kernel / kernel.sum()).astype(np.float32)
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 import typer
 
 from umsn_cli import __version__
-from umsn_cli.cli import benchmark, deblur, segment, synth_blur, train, weights
+from umsn_cli.cli import benchmark, deblur, prepare, segment, synth_blur, train, weights
 from umsn_cli.cli._common import state
 
 app = typer.Typer(
@@ -40,6 +40,7 @@ def _root(
 app.command("deblur")(deblur.deblur)
 app.command("segment")(segment.segment)
 app.command("synth-blur")(synth_blur.synth_blur)
+app.command("prepare")(prepare.prepare)
 app.command("train")(train.train)
 app.command("benchmark")(benchmark.benchmark)
 app.add_typer(weights.app, name="weights")

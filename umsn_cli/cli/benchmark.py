@@ -57,6 +57,14 @@ def benchmark(
         max=1.0,
         help="Sharp faces: centre fraction that is the face framing (0.75 for CelebAMask-HQ).",
     ),
+    align: int = typer.Option(
+        5,
+        "--align",
+        min=0,
+        max=32,
+        help="Score PSNR/SSIM at each image's best integer shift within ±PX (the border "
+        "left out); 0 scores unshifted. The plain scores are always reported beside.",
+    ),
     limit: int | None = typer.Option(
         None, "--limit", min=1, help="Score only the first N faces.", show_default=False
     ),
@@ -166,6 +174,7 @@ def benchmark(
             identity=embedder,
             identity_note=note,
             batch=batch_size,
+            align=align,
             progress=lambda done: bar.update(task, completed=done),
         )
     if result.skipped:

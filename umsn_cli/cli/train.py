@@ -52,6 +52,13 @@ def train(
     init: str = _opt("--init", help="Start from the weights of this training checkpoint."),
     snet: str = _opt("--snet", help="umsn: the trained S-Net checkpoint."),
     fnets: list[str] = _opt("--fnet", help="umsn: a trained F-Net checkpoint; four, m1 to m4."),
+    extra_data: list[str] = _opt(
+        "--extra-data", help="More training faces: a folder `umsn prepare` wrote; repeatable."
+    ),
+    degradation: str = _opt(
+        "--degradation", help="Training blur: real (shake, defocus, noise, JPEG) or motion."
+    ),
+    compile: str = _opt("--compile", help="on or off (default): torch.compile the step."),
     noise_max: float = _opt("--noise", help="Training noise σ ~ U(0, NOISE), [0, 1] scale."),
     val_noise: float = _opt("--val-noise", help="Noise σ of the validation set (0.01)."),
     kernel_bank: int = _opt("--kernel-bank", help="Random kernels drawn per run (25000)."),
@@ -71,15 +78,18 @@ def train(
         holdout=holdout, steps=steps, batch_size=batch_size, lr=lr, min_lr=min_lr, warmup=warmup,
         precision=precision, seed=seed, blur=blur, fnet_class=fnet_class, init=init, snet=snet,
         fnets=tuple(fnets) if fnets else None, noise_max=noise_max, val_noise=val_noise,
+        extra_data=tuple(extra_data) if extra_data else None, degradation=degradation,
+        compile=compile,
         kernel_bank=kernel_bank, perceptual=perceptual, perceptual_weight=perceptual_weight,
         confidence_lambda=confidence_lambda, log_every=log_every, val_every=val_every,
         ckpt_every=ckpt_every,
     )  # fmt: skip
     flags = {k: v for k, v in given.items() if v is not None}
-    if "perceptual" in flags:
-        if flags["perceptual"] not in ("on", "off"):
-            raise UsageError("--perceptual must be on or off")
-        flags["perceptual"] = flags["perceptual"] == "on"
+    for switch in ("perceptual", "compile"):
+        if switch in flags:
+            if flags[switch] not in ("on", "off"):
+                raise UsageError(f"--{switch} must be on or off")
+            flags[switch] = flags[switch] == "on"
     if "out" not in flags:
         raise UsageError("pass the run folder with --out DIR")
     flags["out"] = str(flags["out"])

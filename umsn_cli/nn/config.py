@@ -45,15 +45,65 @@ class BNetConfig:
 
 
 @dataclass(frozen=True)
+class FastSNetConfig:
+    """S-Net of the ``fast`` family (umsn_cli.nn.fast): a residual U-Net at H/2, H/4, H/8."""
+
+    widths: tuple[int, int, int] = (32, 64, 96)
+    blocks: tuple[int, int, int] = (1, 1, 3)  # residual blocks per level (encoder = decoder)
+
+
+@dataclass(frozen=True)
+class FastFNetConfig:
+    """One class stream of the ``fast`` family: residual blocks at H/4."""
+
+    width: int = 32
+    blocks: int = 2
+
+
+@dataclass(frozen=True)
+class FastBNetConfig:
+    """B-Net of the ``fast`` family: a residual U-Net, class features fused at H/4."""
+
+    widths: tuple[int, int, int] = (64, 128, 192)
+    blocks: tuple[int, int, int] = (1, 3, 6)
+
+
+#: Each family's part configs: "dense" is the paper's building block (spec §2), "fast"
+#: the CPU-throughput blocks of spec §12.
+FAMILIES: dict[str, dict[str, type]] = {
+    "dense": {"snet": SNetConfig, "fnet": FNetConfig, "bnet": BNetConfig},
+    "fast": {"snet": FastSNetConfig, "fnet": FastFNetConfig, "bnet": FastBNetConfig},
+}
+
+
+@dataclass(frozen=True)
 class ModelConfig:
-    """A whole UMSN model: S-Net, four F-Nets, B-Net (plus CN, used only in training)."""
+    """A whole UMSN model: S-Net, four F-Nets, B-Net (plus CN, used only in training).
+
+    ``guided=False`` is the plain B-Net of the paper's ablation: its generator sees
+    neither masks nor class streams (S-Net stays, for photo mode's paste mask).
+    """
 
     name: str
-    snet: SNetConfig = SNetConfig()
-    fnet: FNetConfig = FNetConfig()
-    bnet: BNetConfig = BNetConfig()
+    snet: Any = SNetConfig()
+    fnet: Any = FNetConfig()
+    bnet: Any = BNetConfig()
     confidence_width: int = 16  # CN: widths 16 → 32 over three down steps
     input_size: int = 128  # training and canonical inference size (H = W)
+    family: str = "dense"
+    guided: bool = True
+
+    def __post_init__(self) -> None:
+        if self.family not in FAMILIES:
+            raise ValueError(f"unknown model family {self.family!r} (known: {sorted(FAMILIES)})")
+        for part, kind in FAMILIES[self.family].items():
+            if not isinstance(getattr(self, part), kind):
+                raise ValueError(f"{part} of a {self.family!r} model must be a {kind.__name__}")
+
+    @property
+    def size_multiple(self) -> int:
+        """Input height and width must be multiples of this (the networks' down steps)."""
+        return 8 if self.family == "fast" else 4
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -62,11 +112,13 @@ class ModelConfig:
     def from_dict(cls, data: dict[str, Any]) -> ModelConfig:
         """Rebuild a config; unknown keys are an error (a newer or corrupt checkpoint)."""
         _check_keys(cls, data)
-        parts = {"snet": SNetConfig, "fnet": FNetConfig, "bnet": BNetConfig}
+        parts = FAMILIES.get(data.get("family", "dense"), {})
         kwargs: dict[str, Any] = {}
         for key, value in data.items():
             if key in parts:
                 _check_keys(parts[key], value)
+                # JSON turns tuples into lists; the frozen configs hold tuples.
+                value = {k: tuple(v) if isinstance(v, list) else v for k, v in value.items()}
                 kwargs[key] = parts[key](**value)
             else:
                 kwargs[key] = value
@@ -94,8 +146,20 @@ UMSN_LITE = ModelConfig(
     confidence_width=8,
 )
 
+# The CPU-throughput family (spec §12, umsn_cli.nn.fast): widths chosen by measuring
+# the whole bf16 training step against the matmul peak of the same run
+# (benchmarks/train_step_cost.py) and inference at batch 1 against the 60 ms budget.
+UMSN_FAST = ModelConfig(
+    name="umsn-fast",
+    family="fast",
+    snet=FastSNetConfig(),
+    fnet=FastFNetConfig(),
+    bnet=FastBNetConfig(),
+    confidence_width=32,
+)
+
 #: The named configurations users can ask for with ``--model``.
-CONFIGS: dict[str, ModelConfig] = {c.name: c for c in (UMSN, UMSN_LITE)}
+CONFIGS: dict[str, ModelConfig] = {c.name: c for c in (UMSN, UMSN_LITE, UMSN_FAST)}
 
 
 def get_config(name: str) -> ModelConfig:

@@ -1,7 +1,7 @@
 """The whole inference model: S-Net, then the generator guided by S-Net's masks.
 
 Public tensors are N×C×H×W float in [0, 1]; inside, images live in [-1, 1] as in the
-authors' code. H and W must be multiples of 4 (two 2× steps in S-Net).
+authors' code. H and W must be multiples of 4 (two 2× steps in S-Net), of 8 in the ``fast`` family.
 """
 
 from __future__ import annotations
@@ -9,27 +9,56 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from umsn_cli.nn.bnet import Generator
+from umsn_cli.nn import fast
+from umsn_cli.nn.bnet import Generator, PlainBNet
+from umsn_cli.nn.confidence import ConfidenceNet
 from umsn_cli.nn.config import ModelConfig
+from umsn_cli.nn.fnet import FNet
 from umsn_cli.nn.snet import SNet
+
+
+def make_snet(config: ModelConfig) -> nn.Module:
+    """The config's S-Net: ``forward(x) -> (logits, half-resolution logits)``."""
+    return fast.FastSNet(config.snet) if config.family == "fast" else SNet(config.snet)
+
+
+def make_fnet(config: ModelConfig) -> nn.Module:
+    """One class stream, with the image head its pre-training stage needs."""
+    return fast.FastFNet(config.fnet) if config.family == "fast" else FNet(config.fnet)
+
+
+def make_generator(config: ModelConfig) -> nn.Module:
+    """``forward(x, masks) -> (restored, half-scale restored)``, guided or plain."""
+    if config.family == "fast":
+        if config.guided:
+            return fast.FastGenerator(config.fnet, config.bnet)
+        return fast.FastPlainBNet(config.bnet)
+    return Generator(config.fnet, config.bnet) if config.guided else PlainBNet(config.bnet)
+
+
+def make_confidence(config: ModelConfig) -> nn.Module:
+    """The confidence network CN of the class loss (training only)."""
+    if config.family == "fast":
+        return fast.FastConfidenceNet(config.confidence_width)
+    return ConfidenceNet(config.confidence_width)
 
 
 class UMSN(nn.Module):
     def __init__(self, config: ModelConfig) -> None:
         super().__init__()
         self.config = config
-        self.snet = SNet(config.snet)
-        self.generator = Generator(config.fnet, config.bnet)
+        self.snet = make_snet(config)
+        self.generator = make_generator(config)
 
     def segment(self, images: torch.Tensor) -> torch.Tensor:
         """Class probabilities N×4×H×W (independent sigmoids) for images in [0, 1]."""
-        _check_size(images)
+        _check_size(images, self.config.size_multiple)
         logits, _ = self.snet(images * 2 - 1)
         return torch.sigmoid(logits)
 
     def forward(self, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Deblur: (restored N×3×H×W in [0, 1], class probabilities N×4×H×W)."""
-        _check_size(images)
+        _check_size(images, self.config.size_multiple)
         x = images * 2 - 1
         logits, _ = self.snet(x)
         masks = torch.sigmoid(logits)
@@ -37,10 +66,12 @@ class UMSN(nn.Module):
         return ((restored + 1) / 2).clamp(0, 1), masks
 
 
-def _check_size(images: torch.Tensor) -> None:
+def _check_size(images: torch.Tensor, multiple: int) -> None:
     height, width = images.shape[-2:]
-    if height % 4 or width % 4:
-        raise ValueError(f"image height and width must be a multiple of 4, got {height}×{width}")
+    if height % multiple or width % multiple:
+        raise ValueError(
+            f"image height and width must be a multiple of {multiple}, got {height}×{width}"
+        )
 
 
 def build_model(config: ModelConfig | str) -> UMSN:

@@ -25,6 +25,9 @@ class TrainConfig:
     model: str = "umsn-lite"  # a configuration name (umsn_cli.nn.config.CONFIGS)
     data: str = ""  # folder of aligned sharp faces
     masks: str | None = None  # folder of CelebAMask-HQ label PNGs with the same stems
+    # More training faces: folders written by `umsn prepare` (images/, masks/), all trained
+    # on (the hold-out comes from --data alone).
+    extra_data: tuple[str, ...] = ()
     val_data: str | None = None  # folder of sharp faces for deblurring validation
     crop: float = 0.75  # centre fraction of each image that is the canonical framing
     holdout: int = 100  # faces with masks kept out of training, for validation
@@ -40,7 +43,11 @@ class TrainConfig:
     init: str | None = None  # snet fine-tune / fnet: weights to start from
     snet: str | None = None  # umsn: the trained S-Net (a training checkpoint or export)
     fnets: tuple[str, ...] = ()  # umsn: the four trained F-Nets, m1 … m4
-    noise_max: float = 0.03  # training noise σ ~ U(0, noise_max) on the [0, 1] scale
+    # The training degradations (umsn_cli.blur.degrade.MIXES): "real" (camera shake with
+    # turns and uneven speed 5–31 px, defocus, gaussian blur, shot noise, JPEG) or
+    # "motion" (the paper's camera-shake kernels 13–29 px, what umsn-lite was trained on).
+    degradation: str = "real"
+    noise_max: float = 0.03  # gaussian noise σ ~ U(0, noise_max) on the [0, 1] scale
     val_noise: float = 0.01
     kernel_bank: int = 25000  # random kernels drawn once per run (the paper: 25,000)
     perceptual: bool = True
@@ -50,6 +57,7 @@ class TrainConfig:
     # the L1 terms in charge, as in the journal version (λ₁ = 2e-4 on a summed loss).
     perceptual_weight: float = 0.1
     confidence_lambda: float = 0.01  # λ
+    compile: bool = False  # torch.compile the training step (faster once compiled)
     log_every: int = 10
     val_every: int = 250
     ckpt_every: int = 100
@@ -62,8 +70,9 @@ class TrainConfig:
         unknown = set(data) - {f.name for f in fields(cls)}
         if unknown:
             raise UsageError(f"unknown training settings {sorted(unknown)}")
-        if "fnets" in data:
-            data = {**data, "fnets": tuple(data["fnets"])}
+        for name in ("fnets", "extra_data"):
+            if name in data:
+                data = {**data, name: tuple(data[name])}
         return cls(**data).checked()
 
     @classmethod
@@ -98,6 +107,10 @@ class TrainConfig:
                 "the umsn stage needs the trained S-Net (--snet FILE) and either all four "
                 "F-Nets (--fnet FILE, four times, m1 … m4) or none"
             )
+        from umsn_cli.blur.degrade import MIXES
+
+        if self.degradation not in MIXES:
+            raise UsageError(f"--degradation must be one of {', '.join(MIXES)}")
         if self.blur not in ("none", "all"):
             raise UsageError("--blur must be none or all")
         for name in ("steps", "batch_size", "log_every", "val_every", "ckpt_every"):

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,7 +22,7 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
-from umsn_cli.blur import add_noise, blur_batch
+from umsn_cli.blur.degrade import MIXES, DegradationMix, degrade
 from umsn_cli.errors import UsageError
 from umsn_cli.labels import one_hot, read_celebamask_labels
 from umsn_cli.paths import cache_root
@@ -95,6 +96,36 @@ def load_faces(folder: Path, masks: Path | None = None, crop: float = 0.75) -> F
     return FaceSet(stems, images, stored, crop / outer)
 
 
+def load_prepared(folder: Path) -> FaceSet:
+    """A folder ``umsn prepare`` wrote: images/, masks/ (if labelled), its recorded crop."""
+    from umsn_cli.prepare import read_prepared_crop
+
+    crop = read_prepared_crop(folder)
+    if crop is None:
+        raise UsageError(
+            f"{folder}: no prepare.json; make training faces with `umsn prepare PHOTOS -o {folder}`"
+        )
+    masks = folder / "masks"
+    return load_faces(folder / "images", masks if masks.is_dir() else None, crop)
+
+
+def concat_faces(sets: list[FaceSet]) -> FaceSet:
+    """One :class:`FaceSet` from several stored the same way (size, window, masks or not)."""
+    first = sets[0]
+    for other in sets[1:]:
+        same_window = math.isclose(other.window, first.window, rel_tol=1e-6)
+        if other.images.shape[1:] != first.images.shape[1:] or not same_window:
+            raise UsageError(
+                "training face folders differ in framing (stored size or crop); prepare them "
+                "all with `umsn prepare`, or give --crop so they match"
+            )
+        if (other.masks is None) != (first.masks is None):
+            raise UsageError("some training face folders have masks and some do not")
+    masks = None if first.masks is None else np.concatenate([f.masks for f in sets])
+    stems = [stem for f in sets for stem in f.stems]
+    return FaceSet(stems, np.concatenate([f.images for f in sets]), masks, first.window)
+
+
 def _cache_key(files: list[Path], masks: list[Path] | None, crop: float) -> str:
     facts = [_CACHE_VERSION, crop, SIZE, MARGIN]
     for p in files + (masks or []):
@@ -156,13 +187,14 @@ class Sampler:
         faces: FaceSet,
         kernels: torch.Tensor,
         seed: int,
-        noise_max: float = 0.03,
+        mix: DegradationMix | None = None,
         scale_jitter: float = 0.1,
         shift_jitter: float = 0.05,
     ) -> None:
+        """``kernels``: the camera-shake bank (:func:`umsn_cli.blur.degrade.motion_bank`)."""
         self.faces = faces
         self.kernels = kernels
-        self.noise_max = noise_max
+        self.mix = mix or MIXES["real"]
         self.scale_jitter = scale_jitter
         self.shift_jitter = shift_jitter
         self.generator = torch.Generator().manual_seed(seed)
@@ -206,9 +238,5 @@ class Sampler:
         return Batch(sharp, blurry, masks)
 
     def blur(self, sharp: torch.Tensor) -> torch.Tensor:
-        """A random bank kernel per sample, then gaussian noise of a random σ ≤ noise_max."""
-        n = sharp.shape[0]
-        pick = torch.randint(len(self.kernels), (n,), generator=self.generator)
-        blurry = blur_batch(sharp, self.kernels[pick])
-        sigma = self._uniform(n, 0, self.noise_max)
-        return add_noise(blurry, sigma, self.generator)
+        """One draw of the degradation mix per sample: blur, noise, JPEG."""
+        return degrade(sharp, self.mix, self.kernels, self.generator)

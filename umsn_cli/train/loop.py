@@ -22,9 +22,8 @@ import numpy as np
 import torch
 import torch.distributed as dist
 
-from umsn_cli.blur import KERNEL_SIZES, random_kernels
-from umsn_cli.blur.convolve import stack_kernels
-from umsn_cli.errors import UsageError
+from umsn_cli.blur.degrade import MIXES, DegradationMix, motion_bank, preview
+from umsn_cli.errors import TrainingDiverged, UsageError
 from umsn_cli.images import save_rgb8
 from umsn_cli.nn import get_config
 from umsn_cli.train.checkpoint import (
@@ -35,7 +34,7 @@ from umsn_cli.train.checkpoint import (
     save_train_state,
 )
 from umsn_cli.train.config import TrainConfig
-from umsn_cli.train.data import FaceSet, Sampler, load_faces
+from umsn_cli.train.data import FaceSet, Sampler, concat_faces, load_faces, load_prepared
 from umsn_cli.train.report import plot_curves
 from umsn_cli.train.stages import FNetStage, Stage, UMSNStage, build_stage
 from umsn_cli.train.validation import ValidationSet, make_validation_set
@@ -72,16 +71,6 @@ def split_holdout(faces: FaceSet, holdout: int, seed: int) -> tuple[FaceSet, Fac
         raise UsageError(f"--holdout {holdout} leaves no training faces (there are {len(faces)})")
     order = np.random.default_rng(seed).permutation(len(faces))
     return faces.subset(np.sort(order[holdout:])), faces.subset(np.sort(order[:holdout]))
-
-
-def kernel_bank(count: int, seed: int) -> torch.Tensor:
-    """``count`` random training kernels, sizes 13–29, zero-padded to 29×29."""
-    rng = np.random.default_rng([seed, 1])
-    sizes = rng.choice(KERNEL_SIZES, count)
-    kernels: list[np.ndarray] = []
-    for start in range(0, count, 2000):  # bounded memory: 2000 trajectories at a time
-        kernels += random_kernels(sizes[start : start + 2000], rng)
-    return stack_kernels(kernels, max(KERNEL_SIZES))
 
 
 def learning_rate(cfg: TrainConfig, step: int) -> float:
@@ -129,10 +118,11 @@ def train(cfg: TrainConfig, resume: bool = False, progress: Progress | None = No
 
     faces = load_faces(Path(cfg.data), Path(cfg.masks) if cfg.masks else None, cfg.crop)
     train_faces, holdout = split_holdout(faces, cfg.holdout, cfg.seed)
-    kernels = kernel_bank(cfg.kernel_bank, cfg.seed)
-    sampler = Sampler(
-        train_faces, kernels, seed=cfg.seed * 1000 + rank.rank, noise_max=cfg.noise_max
-    )
+    if cfg.extra_data:
+        train_faces = concat_faces([train_faces, *(load_prepared(Path(d)) for d in cfg.extra_data)])
+    mix = MIXES[cfg.degradation].with_noise_max(cfg.noise_max)
+    kernels = motion_bank(mix, cfg.kernel_bank, cfg.seed)
+    sampler = Sampler(train_faces, kernels, seed=cfg.seed * 1000 + rank.rank, mix=mix)
 
     # Channels-last: 10–35% faster steps on the CPU (measured in the foundation issue).
     stage = prepare_stage(cfg).to(device, memory_format=torch.channels_last)
@@ -149,6 +139,8 @@ def train(cfg: TrainConfig, resume: bool = False, progress: Progress | None = No
     if rank.world > 1:
         ids = [device.index] if device.type == "cuda" else None
         model = torch.nn.parallel.DistributedDataParallel(stage, device_ids=ids)
+    if cfg.compile:
+        model = torch.compile(model)
 
     val = validation_set(cfg, stage, holdout).to(device) if rank.main else None
     if rank.main:
@@ -160,6 +152,7 @@ def train(cfg: TrainConfig, resume: bool = False, progress: Progress | None = No
         (out / "log.jsonl").write_text(lines)
         if not cfg.perceptual:
             _log(out, history, {"kind": "note", "step": start, "note": "perceptual loss off"})
+        save_rgb8(out / "degradations.png", _preview(train_faces, mix, kernels), overwrite=True)
 
     autocast = torch.autocast(device.type, dtype=torch.bfloat16, enabled=cfg.precision == "bf16")
     best = max(
@@ -168,14 +161,23 @@ def train(cfg: TrainConfig, resume: bool = False, progress: Progress | None = No
     )
     clock, window = time.perf_counter(), 0
     sums: dict[str, float] = {}
+    guard = SpikeGuard()
     stage.train()
-    for step in range(start, cfg.steps):
+    step = start
+    while step < cfg.steps:
         for group in optimizer.param_groups:
             group["lr"] = learning_rate(cfg, step)
         batch = sampler.sample(cfg.batch_size, stage.blur, getattr(stage, "index", None))
         batch = batch.to(device)
         with autocast:
             loss, terms = model(batch)
+        if _any_rank(guard.is_bad(float(loss.detach())), rank, device):
+            # A NaN or a sudden spike: back to the last checkpoint, with new batches
+            # (the sampler's RNG is not rewound), instead of dying or training on.
+            value = float(loss.detach())
+            step, history = _roll_back(out, cfg, stage, optimizer, step, value, guard, rank)
+            clock, window, sums = time.perf_counter(), 0, {}
+            continue
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
@@ -183,7 +185,7 @@ def train(cfg: TrainConfig, resume: bool = False, progress: Progress | None = No
         window += 1
         for k, v in {"loss": loss.detach(), **terms}.items():
             sums[k] = sums.get(k, 0.0) + float(v)
-        done = step + 1
+        step = done = step + 1
         checkpoint = done % cfg.ckpt_every == 0 or done == cfg.steps
         # Every rank's sampler state goes into last.pt (a collective: all ranks gather).
         rng_states = _sampler_states(sampler, rank, device) if checkpoint else None
@@ -192,7 +194,7 @@ def train(cfg: TrainConfig, resume: bool = False, progress: Progress | None = No
         if done % cfg.log_every == 0 or done == cfg.steps:
             elapsed = time.perf_counter() - clock
             line = {k: v / window for k, v in sums.items()}
-            line.update(kind="train", step=done, lr=learning_rate(cfg, step),
+            line.update(kind="train", step=done, lr=learning_rate(cfg, step - 1),
                         steps_per_hour=3600 * window / elapsed)  # fmt: skip
             _log(out, history, line)
             if progress:
@@ -209,12 +211,94 @@ def train(cfg: TrainConfig, resume: bool = False, progress: Progress | None = No
                 best = scores[stage.key_metric]
                 save_train_state(out / "best.pt", cfg, stage, optimizer, sampler, history, done)
         if checkpoint:
+            guard.rollbacks = 0
             save_train_state(
                 out / "last.pt", cfg, stage, optimizer, sampler, history, done, rng_states
             )
     if rank.world > 1:
         _log_rank_checksums(stage, rank, out, history)
     return out / "last.pt"
+
+
+def _preview(faces: FaceSet, mix: DegradationMix, kernels: torch.Tensor) -> np.ndarray:
+    """``degradations.png``: samples of each blur kind of the run's mix on its own faces."""
+    side = faces.images.shape[1]
+    lo = round(side * (1 - faces.window) / 2)
+    centre = faces.images[:6, lo : side - lo, lo : side - lo]
+    sharp = torch.from_numpy(np.ascontiguousarray(centre)).permute(0, 3, 1, 2).float() / 255
+    return preview(sharp, mix, kernels)
+
+
+class SpikeGuard:
+    """Tells a diverging step from a normal one: NaN/inf, or 4× the loss's running mean.
+
+    The running mean (an exponential average over about 50 steps) is only trusted
+    after 100 steps since the start or the last roll-back.
+    """
+
+    factor = 4.0
+    settle = 100
+
+    def __init__(self) -> None:
+        self.mean: float | None = None
+        self.seen = 0
+        self.rollbacks = 0
+
+    def is_bad(self, loss: float) -> bool:
+        if not math.isfinite(loss):
+            return True
+        if self.mean is not None and self.seen >= self.settle and loss > self.factor * self.mean:
+            return True
+        self.mean = loss if self.mean is None else 0.98 * self.mean + 0.02 * loss
+        self.seen += 1
+        return False
+
+    def reset(self) -> None:
+        self.mean, self.seen = None, 0
+        self.rollbacks += 1
+
+
+#: Roll-backs in a row without a checkpoint in between before the run gives up.
+MAX_ROLLBACKS = 5
+
+
+def _roll_back(
+    out: Path,
+    cfg: TrainConfig,
+    stage: Stage,
+    optimizer: torch.optim.Optimizer,
+    step: int,
+    loss: float,
+    guard: SpikeGuard,
+    rank: Rank,
+) -> tuple[int, list[dict[str, Any]]]:
+    """Load the last checkpoint's weights and optimiser; return its step and history."""
+    path = out / "last.pt"
+    if guard.rollbacks >= MAX_ROLLBACKS or not path.is_file():
+        why = "no checkpoint to go back to" if not path.is_file() else "it keeps diverging"
+        raise TrainingDiverged(
+            f"training diverged at step {step + 1} (loss {loss:g}) and {why}; "
+            "resume with a lower --lr"
+        )
+    state = load_train_state(path, cfg)
+    load_stage_weights(stage, state["stage"], str(path))
+    optimizer.load_state_dict(state["optimizer"])
+    guard.reset()
+    history = state["history"]
+    note = {"kind": "rollback", "step": state["step"], "at_step": step + 1, "loss": loss}
+    if rank.main:
+        (out / "log.jsonl").write_text("".join(json.dumps(h) + "\n" for h in history))
+        _log(out, history, note)
+    return state["step"], history
+
+
+def _any_rank(flag: bool, rank: Rank, device: torch.device) -> bool:
+    """Whether any rank raised ``flag`` (all ranks must call this together)."""
+    if rank.world == 1:
+        return flag
+    t = torch.tensor([float(flag)], device=device)
+    dist.all_reduce(t, op=dist.ReduceOp.MAX)
+    return bool(t.item())
 
 
 def _sampler_states(sampler: Sampler, rank: Rank, device: torch.device) -> list[torch.Tensor]:

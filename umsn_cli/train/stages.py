@@ -12,6 +12,7 @@ only for calls through its own forward, wraps a whole stage at once.
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
 import numpy as np
@@ -19,8 +20,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from umsn_cli.nn import ConfidenceNet, FNet, Generator, ModelConfig, SNet
-from umsn_cli.nn.bnet import PlainBNet
+from umsn_cli.nn import ModelConfig
+from umsn_cli.nn.umsn import make_confidence, make_fnet, make_generator, make_snet
 from umsn_cli.train import losses
 from umsn_cli.train.config import TrainConfig
 from umsn_cli.train.data import Batch
@@ -88,7 +89,7 @@ class SNetStage(Stage):
 
     def __init__(self, cfg: TrainConfig, model: ModelConfig) -> None:
         super().__init__()
-        self.snet = SNet(model.snet)
+        self.snet = make_snet(model)
         self.blur = cfg.blur
 
     def forward(self, batch: Batch) -> tuple[torch.Tensor, Terms]:
@@ -122,7 +123,7 @@ class FNetStage(Stage):
     def __init__(self, cfg: TrainConfig, model: ModelConfig) -> None:
         super().__init__()
         self.index = cfg.fnet_class - 1
-        self.fnet = FNet(model.fnet)
+        self.fnet = make_fnet(model)
         self.vgg = _perceptual(cfg)
         self.weight = cfg.perceptual_weight
 
@@ -210,9 +211,9 @@ class UMSNStage(GeneratorStage):
     """End to end: L_c (confidence-weighted class L1 − λ log C) + shared terms."""
 
     def __init__(self, cfg: TrainConfig, model: ModelConfig) -> None:
-        super().__init__(cfg, Generator(model.fnet, model.bnet))
-        self.snet = SNet(model.snet).eval().requires_grad_(False)
-        self.confidence = ConfidenceNet(model.confidence_width)
+        super().__init__(cfg, make_generator(replace(model, guided=True)))
+        self.snet = make_snet(model).eval().requires_grad_(False)
+        self.confidence = make_confidence(model)
         self.lam = cfg.confidence_lambda
         # The F-Net image heads get no loss end to end: keep them out of the optimiser.
         for fnet in self.generator.fnets:
@@ -245,7 +246,7 @@ class PlainBNetStage(GeneratorStage):
     """The ablation: the same budget and terms, with a plain L1 instead of L_c."""
 
     def __init__(self, cfg: TrainConfig, model: ModelConfig) -> None:
-        super().__init__(cfg, PlainBNet(model.bnet))
+        super().__init__(cfg, make_generator(replace(model, guided=False)))
 
     def forward(self, batch: Batch) -> tuple[torch.Tensor, Terms]:
         out, half = self.restore(batch.blurry)

@@ -1,0 +1,119 @@
+"""The ``fast`` family (spec §12): same method and call signatures, CPU-friendly blocks."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import pytest
+import torch
+
+from umsn_cli.nn import CONFIGS, ModelConfig, build_model, count_parameters
+from umsn_cli.nn.config import FastBNetConfig
+from umsn_cli.nn.fast import FastGenerator, FastPlainBNet, ResBlock
+from umsn_cli.nn.umsn import make_confidence, make_fnet, make_generator
+
+
+def test_a_fresh_model_returns_its_input():
+    """Residual blocks and image heads start at zero: nothing is invented before training."""
+    torch.manual_seed(0)
+    model = build_model("umsn-fast").eval()
+    x = torch.rand(2, 3, 64, 64)
+    with torch.no_grad():
+        restored, masks = model(x)
+    torch.testing.assert_close(restored, x)
+    assert masks.shape == (2, 4, 64, 64) and masks.min() >= 0 and masks.max() <= 1
+
+
+def test_trained_weights_change_the_output_and_keep_the_range(tiny_fast_config):
+    torch.manual_seed(0)
+    model = build_model(tiny_fast_config).eval()
+    for p in model.parameters():
+        p.data.normal_(0, 0.3)
+    x = torch.rand(2, 3, 32, 48)
+    with torch.no_grad():
+        restored, masks = model(x)
+    assert restored.shape == (2, 3, 32, 48)
+    assert not torch.allclose(restored, x)
+    assert restored.min() >= 0 and restored.max() <= 1
+    assert masks.shape == (2, 4, 32, 48)
+
+
+def test_input_must_be_a_multiple_of_eight(tiny_fast_config):
+    model = build_model(tiny_fast_config).eval()
+    with pytest.raises(ValueError, match="multiple of 8"):
+        model(torch.rand(1, 3, 36, 32))
+
+
+def test_guided_generator_uses_masks_and_class_streams(tiny_fast_config):
+    """Changing one class mask changes the output; the plain B-Net ignores masks."""
+    torch.manual_seed(0)
+    guided = make_generator(tiny_fast_config)
+    plain = make_generator(dataclasses.replace(tiny_fast_config, guided=False))
+    assert isinstance(guided, FastGenerator) and isinstance(plain, FastPlainBNet)
+    for net in (guided, plain):
+        for p in net.parameters():
+            p.data.normal_(0, 0.3)
+    x, masks = torch.rand(1, 3, 32, 32), torch.rand(1, 4, 32, 32)
+    other = masks.clone()
+    other[:, 2] = 1 - other[:, 2]
+    with torch.no_grad():
+        assert not torch.allclose(guided(x, masks)[0], guided(x, other)[0])
+        torch.testing.assert_close(plain(x, masks)[0], plain(x, other)[0])
+        # The class stream of m3 alone carries part of that change.
+        features = [f(x, masks[:, i : i + 1]) for i, f in enumerate(guided.fnets)]
+        assert features[0].shape == (1, 4, 8, 8)
+
+
+def test_gradients_reach_every_inference_parameter(tiny_fast_config):
+    """After one step away from the zero start, the losses reach every generator weight."""
+    torch.manual_seed(0)
+    generator = make_generator(tiny_fast_config)
+    for p in generator.parameters():
+        p.data.normal_(0, 0.1)
+    restored, half = generator(torch.rand(2, 3, 32, 32), torch.rand(2, 4, 32, 32))
+    (restored.mean() + half.mean()).backward()
+    missing = [
+        n for n, p in generator.named_parameters() if ".image_head." not in n and p.grad is None
+    ]
+    assert missing == []
+
+
+def test_fnet_pretraining_head_and_confidence(tiny_fast_config):
+    fnet = make_fnet(tiny_fast_config)
+    out = fnet.restore(torch.rand(2, 3, 32, 32), torch.rand(2, 1, 32, 32))
+    assert out.shape == (2, 3, 32, 32)
+    cn = make_confidence(tiny_fast_config)
+    c = cn(torch.rand(3, 3, 32, 32), torch.rand(3, 3, 32, 32), torch.rand(3, 4, 32, 32))
+    assert c.shape == (3, 4) and (c > 0).all() and (c < 1).all()
+
+
+def test_res_block_starts_as_identity():
+    block = ResBlock(8)
+    x = torch.randn(1, 8, 16, 16)
+    torch.testing.assert_close(block(x), x)
+
+
+def test_config_round_trip_through_json_lists():
+    import json
+
+    config = CONFIGS["umsn-fast"]
+    again = ModelConfig.from_dict(json.loads(json.dumps(config.to_dict())))
+    assert again == config and isinstance(again.bnet.widths, tuple)
+    with pytest.raises(ValueError, match="FastBNetConfig"):
+        dataclasses.replace(config, bnet=CONFIGS["umsn-lite"].bnet)
+    with pytest.raises(ValueError, match="family"):
+        dataclasses.replace(config, family="mystery")
+
+
+def test_umsn_fast_fits_the_cpu_budget():
+    """Inference cost the README reports: a few GFLOP per 128² face, S-Net included."""
+    from umsn_cli.benchmark.speed import model_gflop
+
+    model = build_model("umsn-fast")
+    gflop = model_gflop(model, 128)
+    assert 5 < gflop < 15
+    assert count_parameters(model) < 20e6
+    wider = dataclasses.replace(
+        CONFIGS["umsn-fast"], bnet=FastBNetConfig(widths=(96, 192, 256), blocks=(1, 3, 6))
+    )
+    assert model_gflop(build_model(wider), 128) > gflop

@@ -1,0 +1,126 @@
+"""Training the ``fast`` family, with prepared extra faces, the real blur mix, roll-back."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import pytest
+import torch
+from test_train import FAST, log_lines, make_dataset, ok, train
+
+from umsn_cli.train import loop
+
+
+@pytest.fixture(autouse=True)
+def _tiny_fast_model(monkeypatch: pytest.MonkeyPatch, tiny_fast_config) -> None:
+    from umsn_cli.nn.config import CONFIGS
+
+    monkeypatch.setitem(CONFIGS, "test-tiny-fast", tiny_fast_config)
+
+
+@pytest.fixture
+def dataset(tmp_path):
+    return make_dataset(tmp_path / "data")
+
+
+FAST_MODEL = [*FAST, "--model", "test-tiny-fast"]
+
+
+def test_fast_family_trains_every_stage_and_exports(tmp_path, dataset):
+    from umsn_cli.weights.checkpoint import load_checkpoint
+
+    common = ["--data", dataset["data"], "--masks", dataset["masks"], "--steps", "2", *FAST_MODEL]
+    ok(train("snet", *common, "--out", tmp_path / "snet"))
+    ok(train("fnet", *common, "--class", "3", "--out", tmp_path / "fnet3"))
+    out = tmp_path / "umsn"
+    result = train(
+        "umsn", *common, "--val-data", dataset["val"], "--snet", tmp_path / "snet" / "last.pt",
+        "--out", out, "--export", tmp_path / "w.pt", "--degradation", "real",
+    )  # fmt: skip
+    ok(result)
+    (val,) = [line for line in log_lines(out) if line["kind"] == "val" and line["step"] == 2]
+    assert math.isfinite(val["psnr"])
+    model, meta = load_checkpoint(tmp_path / "w.pt")
+    assert model.config.family == "fast" and meta["training"]["degradation"] == "real"
+
+
+def test_prepared_faces_join_training(tmp_path, dataset, monkeypatch):
+    """--extra-data adds faces to the sampler, not to the hold-out."""
+    import numpy as np
+    from PIL import Image
+
+    extra = tmp_path / "wild"
+    (extra / "images").mkdir(parents=True)
+    (extra / "masks").mkdir()
+    for i in range(3):
+        Image.fromarray(np.full((160, 160, 3), 40 * i, np.uint8)).save(
+            extra / "images" / f"w{i}.png"
+        )
+        Image.fromarray(np.full((160, 160), 13, np.uint8)).save(extra / "masks" / f"w{i}.png")
+    (extra / "prepare.json").write_text(json.dumps({"crop": 0.8}))
+    seen = {}
+    real_sampler = loop.Sampler
+
+    def spy(faces, *args, **kwargs):
+        seen["stems"] = list(faces.stems)
+        return real_sampler(faces, *args, **kwargs)
+
+    monkeypatch.setattr(loop, "Sampler", spy)
+    out = tmp_path / "s"
+    ok(train("snet", "--data", dataset["data"], "--masks", dataset["masks"], "--extra-data",
+             extra, "--steps", "1", "--out", out, *FAST_MODEL))  # fmt: skip
+    assert {"w0", "w1", "w2"} <= set(seen["stems"])
+    assert len(seen["stems"]) == 6 - 2 + 3  # 2 held out of the labelled faces
+    missing = train(
+        "snet",
+        "--data",
+        dataset["data"],
+        "--masks",
+        dataset["masks"],
+        "--extra-data",
+        tmp_path,
+        "--steps",
+        "1",
+        "--out",
+        tmp_path / "x",
+        *FAST_MODEL,
+    )
+    assert missing.exit_code == 2 and "prepare.json" in missing.output
+
+
+def test_a_spike_rolls_back_to_the_last_checkpoint(tmp_path, dataset, monkeypatch):
+    calls = {"n": 0}
+    real = loop.SpikeGuard.is_bad
+
+    def spiky(self, value):
+        calls["n"] += 1
+        return True if calls["n"] == 4 else real(self, value)  # step 4 "diverges"
+
+    monkeypatch.setattr(loop.SpikeGuard, "is_bad", spiky)
+    out = tmp_path / "s"
+    ok(train("snet", "--data", dataset["data"], "--masks", dataset["masks"], "--steps", "5",
+             "--out", out, *FAST_MODEL))  # fmt: skip
+    lines = log_lines(out)
+    (rollback,) = [line for line in lines if line["kind"] == "rollback"]
+    assert rollback["step"] == 2 and rollback["at_step"] == 4
+    steps = [line["step"] for line in lines if line["kind"] == "train"]
+    assert steps == [1, 2, 3, 4, 5]  # step 3 is trained again; no step is logged twice
+    assert torch.load(out / "last.pt", weights_only=True)["step"] == 5
+
+
+def test_nan_without_a_checkpoint_is_one_clear_error(tmp_path, dataset, monkeypatch):
+    monkeypatch.setattr(loop.SpikeGuard, "is_bad", lambda self, value: True)
+    result = train("snet", "--data", dataset["data"], "--masks", dataset["masks"], "--steps",
+                   "3", "--out", tmp_path / "s", *FAST_MODEL)  # fmt: skip
+    assert result.exit_code == 1
+    assert "diverged at step 1" in result.output and "--lr" in result.output
+
+
+def test_spike_guard():
+    guard = loop.SpikeGuard()
+    assert guard.is_bad(float("nan"))
+    for _ in range(guard.settle):
+        assert not guard.is_bad(1.0)
+    assert not guard.is_bad(3.0)
+    assert guard.is_bad(10.0)

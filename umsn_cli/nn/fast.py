@@ -1,0 +1,254 @@
+"""UMSN built for CPU throughput: the same method from dense 3×3 residual U-Net blocks.
+
+Spec §12 measured where the paper's building block spends a CPU's time: narrow,
+full-resolution layers, InstanceNorm and concatenations move memory instead of
+computing. This family keeps every part of the method (S-Net masks of the blurry
+face; one stream per class whose features are fused into B-Net; nested residual
+learning; the confidence network of the class loss) and changes how each network is
+built:
+
+- a 2× pixel-unshuffle stem: no convolution runs at full resolution; the image is
+  folded into channels and the body works at H/2, H/4 and H/8;
+- residual blocks of two dense 3×3 convolutions with ReLU, no norms, the second
+  convolution initialised to zero so every block starts as the identity (this is
+  what lets the net train at lr 1e-3 without normalisation);
+- stride-2 convolutions down, 1×1 convolution + pixel shuffle up, skips added, not
+  concatenated;
+- the class streams (F-Nets) work at H/4 on their class's masked view and join the
+  B-Net encoder there.
+
+Every network keeps the call signature of its dense counterpart, so the training
+stages, the export and the backends use either family unchanged.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from umsn_cli.nn.config import FastBNetConfig, FastFNetConfig, FastSNetConfig
+from umsn_cli.nn.snet import NUM_CLASSES
+
+
+def conv3(cin: int, cout: int, stride: int = 1) -> nn.Conv2d:
+    return nn.Conv2d(cin, cout, 3, stride=stride, padding=1)
+
+
+class ResBlock(nn.Module):
+    """x + conv(ReLU(conv(x))), starting as the identity (second conv zero)."""
+
+    def __init__(self, channels: int) -> None:
+        super().__init__()
+        self.conv1 = conv3(channels, channels)
+        self.conv2 = conv3(channels, channels)
+        nn.init.zeros_(self.conv2.weight)
+        nn.init.zeros_(self.conv2.bias)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x + self.conv2(F.relu(self.conv1(x)))
+
+
+def blocks(channels: int, count: int) -> nn.Sequential:
+    return nn.Sequential(*(ResBlock(channels) for _ in range(count)))
+
+
+class Down(nn.Sequential):
+    """A stride-2 3×3 convolution and ReLU: half the resolution, ``cout`` channels."""
+
+    def __init__(self, cin: int, cout: int) -> None:
+        super().__init__(conv3(cin, cout, stride=2), nn.ReLU(inplace=True))
+
+
+class Up(nn.Sequential):
+    """1×1 convolution to 4·cout channels, then a 2× pixel shuffle."""
+
+    def __init__(self, cin: int, cout: int) -> None:
+        super().__init__(nn.Conv2d(cin, 4 * cout, 1), nn.PixelShuffle(2))
+
+
+class ToImage(nn.Sequential):
+    """A 3×3 convolution to ``scale``²·channels, shuffled up to ``scale``× the resolution.
+
+    Starts at zero, so a fresh network returns its input (the residual is empty).
+    """
+
+    def __init__(self, cin: int, channels: int, scale: int) -> None:
+        out = conv3(cin, channels * scale * scale)
+        nn.init.zeros_(out.weight)
+        nn.init.zeros_(out.bias)
+        super().__init__(out, nn.PixelShuffle(scale))
+
+
+class FastSNet(nn.Module):
+    """S-Net as a residual U-Net: H/2 → H/4 → H/8 and back, logits at H and H/2."""
+
+    def __init__(self, cfg: FastSNetConfig) -> None:
+        super().__init__()
+        w1, w2, w3 = cfg.widths
+        self.stem = nn.Sequential(nn.PixelUnshuffle(2), conv3(12, w1), nn.ReLU(inplace=True))
+        self.enc1 = blocks(w1, cfg.blocks[0])
+        self.down1 = Down(w1, w2)
+        self.enc2 = blocks(w2, cfg.blocks[1])
+        self.down2 = Down(w2, w3)
+        self.body = blocks(w3, cfg.blocks[2])
+        self.up2 = Up(w3, w2)
+        self.dec2 = blocks(w2, cfg.blocks[1])
+        self.up1 = Up(w2, w1)
+        self.dec1 = blocks(w1, cfg.blocks[0])
+        self.half_head = conv3(w1, NUM_CLASSES)
+        self.head = nn.Sequential(conv3(w1, 4 * NUM_CLASSES), nn.PixelShuffle(2))
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """``x`` in [-1, 1], N×3×H×W → (logits N×4×H×W, half-resolution logits)."""
+        e1 = self.enc1(self.stem(x))
+        e2 = self.enc2(self.down1(e1))
+        d2 = self.dec2(self.up2(self.body(self.down2(e2))) + e2)
+        d1 = self.dec1(self.up1(d2) + e1)
+        return self.head(d1), self.half_head(d1)
+
+
+class FastFNet(nn.Module):
+    """F-Net-i: the blurry image and one class mask → that class's feature at H/4."""
+
+    def __init__(self, cfg: FastFNetConfig) -> None:
+        super().__init__()
+        w = cfg.width
+        # 4 input channels folded 4× into 64 at H/4: the stream never touches H or H/2.
+        self.stem = nn.Sequential(nn.PixelUnshuffle(4), conv3(64, w), nn.ReLU(inplace=True))
+        self.body = blocks(w, cfg.blocks)
+        self.image_head = FastFNetImageHead(w)
+        self.out_channels = w
+
+    def forward(self, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        """Class feature f_i (N×w×H/4×W/4) from the image in [-1, 1] and one mask."""
+        return self.body(self.stem(torch.cat([x, mask], dim=1)))
+
+    def restore(self, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        """Pre-training only: an image restored from this class's feature alone."""
+        return self.image_head(x, self(x, mask))
+
+
+class FastFNetImageHead(nn.Module):
+    """A block and a 4× shuffled residual: x + r (pre-training only, never at inference)."""
+
+    def __init__(self, width: int) -> None:
+        super().__init__()
+        self.block = ResBlock(width)
+        self.residual = ToImage(width, 3, 4)
+
+    def forward(self, x: torch.Tensor, feature: torch.Tensor) -> torch.Tensor:
+        return x + self.residual(self.block(feature))
+
+
+class FastBNet(nn.Module):
+    """B-Net as a residual U-Net with the class features fused at H/4.
+
+    Nested residual learning: the half-scale image is the half-size input plus a
+    residual from the H/2 decoder (which carries the fused class features up from
+    H/4); the full-scale image is the input plus that half-scale residual upsampled
+    plus a finer residual of its own. ``class_feature_width=0, mask_channels=0`` is the
+    plain B-Net baseline of the ablation: the same network without semantic guidance.
+    """
+
+    def __init__(
+        self, cfg: FastBNetConfig, class_feature_width: int, mask_channels: int = NUM_CLASSES
+    ) -> None:
+        super().__init__()
+        w1, w2, w3 = cfg.widths
+        self.stem = nn.Sequential(
+            nn.PixelUnshuffle(2), conv3(4 * (3 + mask_channels), w1), nn.ReLU(inplace=True)
+        )
+        self.enc1 = blocks(w1, cfg.blocks[0])
+        self.down1 = Down(w1, w2)
+        self.fuse = (
+            nn.Conv2d(w2 + NUM_CLASSES * class_feature_width, w2, 1)
+            if class_feature_width
+            else None
+        )
+        self.enc2 = blocks(w2, cfg.blocks[1])
+        self.down2 = Down(w2, w3)
+        self.body = blocks(w3, cfg.blocks[2])
+        self.up2 = Up(w3, w2)
+        self.dec2 = blocks(w2, cfg.blocks[1])
+        self.up1 = Up(w2, w1)
+        self.dec1 = blocks(w1, cfg.blocks[0])
+        self.half_residual = ToImage(w1, 3, 1)
+        self.full_residual = ToImage(w1, 3, 2)
+
+    def forward(
+        self, x: torch.Tensor, masks: torch.Tensor, class_features: list[torch.Tensor]
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """(restored image, half-scale restored image), both in the input's [-1, 1] scale."""
+        e1 = self.enc1(self.stem(torch.cat([x, masks], dim=1)))
+        e2 = self.down1(e1)
+        if self.fuse is not None:
+            e2 = self.fuse(torch.cat([e2, *class_features], dim=1))
+        e2 = self.enc2(e2)
+        d2 = self.dec2(self.up2(self.body(self.down2(e2))) + e2)
+        d1 = self.dec1(self.up1(d2) + e1)
+        half_r = self.half_residual(d1)
+        half_image = F.avg_pool2d(x, 2) + half_r
+        up = F.interpolate(half_r, scale_factor=2, mode="bilinear", align_corners=False)
+        return x + up + self.full_residual(d1), half_image
+
+
+class FastGenerator(nn.Module):
+    """The four class streams and B-Net: blurry image + masks → restored image."""
+
+    def __init__(self, fnet: FastFNetConfig, bnet: FastBNetConfig) -> None:
+        super().__init__()
+        self.fnets = nn.ModuleList(FastFNet(fnet) for _ in range(NUM_CLASSES))
+        self.bnet = FastBNet(bnet, fnet.width)
+
+    def forward(self, x: torch.Tensor, masks: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        features = [fnet(x, masks[:, i : i + 1]) for i, fnet in enumerate(self.fnets)]
+        return self.bnet(x, masks, features)
+
+
+class FastPlainBNet(nn.Module):
+    """The ablation baseline in this family: B-Net alone, no masks, no class streams."""
+
+    def __init__(self, bnet: FastBNetConfig) -> None:
+        super().__init__()
+        self.bnet = FastBNet(bnet, class_feature_width=0, mask_channels=0)
+
+    def forward(
+        self, x: torch.Tensor, masks: torch.Tensor | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Same call as :class:`FastGenerator`; ``masks`` are ignored."""
+        return self.bnet(x, x[:, :0], [])
+
+
+class FastConfidenceNet(nn.Module):
+    """CN (spec §6) on the masked pairs at half size, folded 2×: one confidence per class.
+
+    A confidence is one number per class and image, so CN needs no full-resolution
+    detail; it runs on four masked pairs per image, so the half-size input keeps it
+    from costing as much as the generator.
+    """
+
+    def __init__(self, width: int) -> None:
+        super().__init__()
+        self.body = nn.Sequential(
+            nn.AvgPool2d(2),
+            nn.PixelUnshuffle(2),
+            conv3(6 * 4, width),
+            nn.ReLU(inplace=True),
+            Down(width, 2 * width),
+            Down(2 * width, 2 * width),
+            nn.AdaptiveAvgPool2d(1),
+        )
+        self.score = nn.Conv2d(2 * width, 1, 1)
+
+    def forward(
+        self, output: torch.Tensor, target: torch.Tensor, masks: torch.Tensor
+    ) -> torch.Tensor:
+        """Confidences N×4 for ``output`` vs ``target`` (N×3×H×W) under ``masks`` (N×4×H×W)."""
+        n = output.shape[0]
+        m = masks.transpose(0, 1).reshape(NUM_CLASSES * n, 1, *masks.shape[-2:])
+        pairs = torch.cat(
+            [output.repeat(NUM_CLASSES, 1, 1, 1), target.repeat(NUM_CLASSES, 1, 1, 1)], 1
+        )
+        c = torch.sigmoid(self.score(torch.sigmoid(self.body(pairs * m))))
+        return c.view(NUM_CLASSES, n).transpose(0, 1)

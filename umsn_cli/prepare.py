@@ -1,0 +1,245 @@
+"""Turn arbitrary face photos into training faces (``umsn prepare``).
+
+Training reads aligned faces: the model's canonical framing (the landmark template
+of :mod:`umsn_cli.photo.align`) with a margin around it, so that the sampler can
+jitter scale and position. This module makes such faces from any photo:
+
+1. find the faces (YuNet, as photo mode does) and keep those at least ``min_face``
+   pixels;
+2. fit the similarity transform onto the canonical landmarks and sample a window
+   :data:`MARGIN` times the canonical one, at :data:`SIDE` pixels (the canonical
+   128² face plus its margin), prefiltering photos that must shrink so nothing aliases;
+3. skip faces whose canonical window leaves the photo by more than ``max_outside``
+   of its area (the rest of a window that leaves the photo is filled by mirroring the photo),
+   and faces too soft to be sharp targets (variance of the Laplacian of the canonical
+   crop below ``min_sharpness``, grey levels 0–255);
+4. label the four classes with S-Net where no masks exist, written as CelebAMask-HQ
+   label PNGs with one representative label per class (0 background, 1 skin, 2 nose
+   for the features, 13 hair), so the training loader reads them like real labels.
+
+The output folder holds ``images/``, ``masks/``, ``prepare.json`` (what framing the
+faces have: training reads its ``crop``) and ``prepare.jsonl`` (one line per input
+file: the faces kept and why others were skipped).
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image
+
+from umsn_cli.errors import ImageError, UmsnError, UsageError, one_line
+from umsn_cli.images import atomic_write, read_image, save_label_png, save_rgb8
+from umsn_cli.inputs import plan_jobs
+from umsn_cli.photo.align import TEMPLATE, TEMPLATE_SIZE, similarity, warp
+from umsn_cli.photo.detect import choose_faces, detect_faces
+
+#: Stored faces cover this much more than the canonical window (the sampler's room).
+MARGIN = 1.25
+#: Side of a stored face: the canonical 128² window times :data:`MARGIN`.
+SIDE = round(TEMPLATE_SIZE * MARGIN)
+#: The canonical window's share of a stored face: ``umsn train`` reads it as ``crop``.
+CROP = 1 / MARGIN
+#: One CelebAMask-HQ label per UMSN class, for pseudo-labels (background, skin, nose, hair).
+CLASS_LABELS = np.array([0, 1, 2, 13], dtype=np.uint8)
+
+
+@dataclass(frozen=True)
+class PrepareOptions:
+    min_face: int = 48  # px, the detector box's shorter side at the photo's resolution
+    max_faces: int | None = None
+    max_outside: float = 0.15  # share of the canonical window allowed outside the photo
+    min_sharpness: float = 50.0  # variance of the Laplacian of the canonical crop
+    labels: bool = True  # pseudo-label with S-Net
+    overwrite: bool = False
+    recursive: bool = False
+
+    def __post_init__(self) -> None:
+        if self.min_face < 1:
+            raise UsageError(f"--min-face {self.min_face}: give a size of 1 pixel or more")
+        if not 0 <= self.max_outside <= 1:
+            raise UsageError(f"--max-outside {self.max_outside}: give a share in [0, 1]")
+        if self.min_sharpness < 0:
+            raise UsageError(f"--min-sharpness {self.min_sharpness}: give 0 or more")
+
+
+@dataclass
+class PrepareReport:
+    done: list[Path] = field(default_factory=list)  # inputs with at least one face kept
+    failed: list[tuple[Path, str]] = field(default_factory=list)
+    warnings: list[tuple[Path, str]] = field(default_factory=list)
+    faces: int = 0
+    skipped: dict[str, int] = field(default_factory=dict)  # reason → faces (or photos)
+    seconds: float = 0.0
+
+
+@dataclass(frozen=True)
+class PreparedFace:
+    image: np.ndarray  # SIDE×SIDE×3 float32 in [0, 1]
+    outside: float  # share of the canonical window that lay outside the photo
+    sharpness: float
+    box: tuple[float, float, float, float]
+
+
+def sharpness(rgb: np.ndarray) -> float:
+    """Variance of the 4-neighbour Laplacian of the grey image, levels 0–255."""
+    grey = (rgb @ np.array([0.299, 0.587, 0.114], dtype=np.float32)) * 255
+    lap = grey[1:-1, :-2] + grey[1:-1, 2:] + grey[:-2, 1:-1] + grey[2:, 1:-1] - 4 * grey[1:-1, 1:-1]
+    return float(lap.var())
+
+
+def frame_face(rgb: np.ndarray, landmarks: np.ndarray) -> tuple[np.ndarray, float]:
+    """The stored training face of one face (SIDE² RGB) and how much lay outside the photo.
+
+    ``landmarks`` are the detector's 5 points in photo pixels. A photo that must shrink
+    by more than 10 % is first resized with a Lanczos filter, so the face is not aliased.
+    """
+    offset = (SIDE - TEMPLATE_SIZE) / 2
+    matrix = similarity(landmarks, TEMPLATE + offset)  # photo px → stored px
+    scale = float(np.sqrt(abs(np.linalg.det(matrix[:, :2]))))
+    height, width = rgb.shape[:2]
+    photo = rgb
+    if scale < 0.9:
+        size = (max(1, round(width * scale)), max(1, round(height * scale)))
+        pixels = Image.fromarray(np.rint(np.clip(rgb, 0, 1) * 255).astype(np.uint8))
+        photo = np.asarray(pixels.resize(size, Image.Resampling.LANCZOS), np.float32) / 255
+        matrix = similarity(landmarks * (size[0] / width, size[1] / height), TEMPLATE + offset)
+    linear = np.linalg.inv(matrix[:, :2])
+    inverse = np.hstack([linear, -linear @ matrix[:, 2:]])
+    tensor = torch.tensor(photo, dtype=torch.float32).permute(2, 0, 1)
+    face = warp(tensor, inverse, (SIDE, SIDE), "bicubic", "reflection").clamp(0, 1)
+    inside = warp(torch.ones(1, *tensor.shape[1:]), inverse, (SIDE, SIDE), "bilinear", "zeros")
+    lo, hi = round(offset), round(offset) + TEMPLATE_SIZE
+    outside = 1 - float(inside[0, lo:hi, lo:hi].clamp(0, 1).mean())
+    return face.permute(1, 2, 0).numpy(), outside
+
+
+def prepare_photo(rgb: np.ndarray, options: PrepareOptions) -> tuple[list[PreparedFace], list[str]]:
+    """The training faces of one photo, and one reason for each face that was skipped."""
+    height, width = rgb.shape[:2]
+    found = detect_faces(rgb)
+    faces, small = choose_faces(
+        found, (width, height), min_face=options.min_face, max_faces=options.max_faces
+    )
+    skipped = [f"smaller than --min-face {options.min_face} px"] * small
+    if not found:
+        skipped.append("no face found")
+    kept = []
+    for face in sorted(faces, key=lambda f: -f.size):
+        image, outside = frame_face(rgb, face.landmarks)
+        if outside > options.max_outside:
+            skipped.append("canonical window leaves the photo")
+            continue
+        lo = (SIDE - TEMPLATE_SIZE) // 2
+        sharp = sharpness(image[lo : lo + TEMPLATE_SIZE, lo : lo + TEMPLATE_SIZE])
+        if sharp < options.min_sharpness:
+            skipped.append("too soft (below --min-sharpness)")
+            continue
+        kept.append(PreparedFace(image, outside, sharp, face.box))
+    return kept, skipped
+
+
+def pseudo_labels(segment: Callable[[torch.Tensor], torch.Tensor], image: np.ndarray) -> np.ndarray:
+    """S-Net's classes of a stored face as a CelebAMask-HQ label map (uint8 SIDE²)."""
+    x = torch.from_numpy(np.ascontiguousarray(image)).permute(2, 0, 1)[None]
+    probs = segment(x)[0]
+    return CLASS_LABELS[probs.argmax(0).numpy()]
+
+
+def run(
+    items: Sequence[str],
+    output: Path,
+    options: PrepareOptions,
+    segment: Callable[[torch.Tensor], torch.Tensor] | None,
+    labeller: str,
+    on_file: Callable[[Path], None] | None = None,
+) -> PrepareReport:
+    """Prepare every photo in ``items``; one bad file is reported, not the end of the run.
+
+    ``segment`` maps a 1×3×H×W batch in [0, 1] to class probabilities (S-Net through a
+    backend); None writes no masks (``--no-labels``).
+    """
+    output = Path(output)
+    images_dir, masks_dir = output / "images", output / "masks"
+    jobs = plan_jobs(items, images_dir, recursive=options.recursive)
+    if not jobs:
+        raise UsageError("no input images: pass photo files or folders")
+    images_dir.mkdir(parents=True, exist_ok=True)
+    if segment is not None:
+        masks_dir.mkdir(parents=True, exist_ok=True)
+    _write_json(
+        output / "prepare.json",
+        {
+            "crop": CROP,
+            "side": SIDE,
+            "framing": "the canonical 128² landmark template of umsn_cli.photo.align, "
+            f"with a {MARGIN}× margin",
+            "labels": f"pseudo-labels by the S-Net of {labeller}" if segment else None,
+            "options": asdict(options),
+        },
+    )
+    report = PrepareReport()
+    start = time.perf_counter()
+    lines = []
+    for job in jobs:
+        try:
+            loaded = read_image(job.source)
+            faces, skipped = prepare_photo(loaded.rgb, options)
+            names = []
+            for k, face in enumerate(faces):
+                stem = job.target_stem.name + (f"_{k + 1}" if len(faces) > 1 else "")
+                target = job.target_stem.with_name(stem + ".png")
+                pixels = np.rint(face.image * 255).astype(np.uint8)
+                save_rgb8(target, pixels, overwrite=options.overwrite)
+                if segment is not None:
+                    mask_path = masks_dir / target.relative_to(images_dir)
+                    mask_path.parent.mkdir(parents=True, exist_ok=True)
+                    labels = pseudo_labels(segment, face.image)
+                    save_label_png(mask_path, labels, overwrite=options.overwrite)
+                names.append(str(target.relative_to(output)))
+            for reason in skipped:
+                report.skipped[reason] = report.skipped.get(reason, 0) + 1
+            report.faces += len(faces)
+            if faces:
+                report.done.append(job.source)
+            elif skipped:
+                report.warnings.append((job.source, f"no training face: {skipped[0]}"))
+            lines.append(
+                {
+                    "source": str(job.source),
+                    "faces": names,
+                    "outside": [round(f.outside, 4) for f in faces],
+                    "sharpness": [round(f.sharpness, 1) for f in faces],
+                    "skipped": skipped,
+                }
+            )
+        except (ImageError, UsageError, UmsnError) as exc:
+            report.failed.append((job.source, one_line(exc)))
+        if on_file:
+            on_file(job.source)
+    text = "".join(json.dumps(line) + "\n" for line in lines)
+    atomic_write(output / "prepare.jsonl", lambda fh: fh.write(text.encode()), overwrite=True)
+    report.seconds = time.perf_counter() - start
+    return report
+
+
+def read_prepared_crop(folder: Path) -> float | None:
+    """The ``crop`` of a folder ``umsn prepare`` wrote (its images/ or itself), else None."""
+    for candidate in (folder / "prepare.json", folder.parent / "prepare.json"):
+        if candidate.is_file():
+            try:
+                return float(json.loads(candidate.read_text())["crop"])
+            except (OSError, ValueError, KeyError, TypeError) as exc:
+                raise UsageError(f"{candidate}: not a umsn prepare record ({exc})") from exc
+    return None
+
+
+def _write_json(path: Path, data: dict) -> None:
+    text = json.dumps(data, indent=2) + "\n"
+    atomic_write(path, lambda fh: fh.write(text.encode()), overwrite=True)
