@@ -247,3 +247,22 @@ def test_umsn_offline_values(monkeypatch, value, expected):
     assert store.is_offline() is expected
     assert store.is_offline(False) is expected  # the variable cannot be overridden
     assert store.is_offline(True) is True
+
+
+def test_offline_runs_never_import_requests(tmp_path):
+    """Importing requests can open a socket; a deblur that downloads nothing never does."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys\n"
+        "from typer.testing import CliRunner\n"
+        "from umsn_cli.cli import app\n"
+        f"args = ['deblur', '--example', '-o', {str(tmp_path)!r}, '--offline']\n"
+        "r = CliRunner().invoke(app, args)\n"
+        "assert r.exit_code == 0, r.output\n"
+        "print('requests' in sys.modules)\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "False"

@@ -538,3 +538,68 @@ def test_loaded_image_is_float_rgb_in_unit_range(tmp_path, photo):
     assert loaded.rgb.min() >= 0.0
     assert loaded.rgb.max() <= 1.0
     assert (loaded.path, loaded.format, loaded.warnings) == (tmp_path / "in.png", "PNG", [])
+
+
+def _noisy_photo(width: int = 1024, height: int = 768) -> np.ndarray:
+    """A photo whose JPEG (about 100 kB at 1024×768) is larger than the free space left."""
+    from skimage import data
+
+    return np.asarray(Image.fromarray(data.astronaut()).resize((width, height)))
+
+
+@pytest.fixture
+def full_disk(tmp_path):
+    """A 300 kB tmpfs mostly filled, as in the bug report; skipped where mount is refused."""
+    import shutil
+    import subprocess
+
+    mount = tmp_path / "full"
+    mount.mkdir()
+    if shutil.which("mount") is None or os.geteuid() != 0:
+        pytest.skip("mounting a small tmpfs needs root")
+    done = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=300k", "tmpfs", str(mount)],
+                          capture_output=True)  # fmt: skip
+    if done.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs here: {done.stderr.decode().strip()}")
+    try:
+        (mount / "filler").write_bytes(b"\0" * 240_000)
+        yield mount
+    finally:
+        subprocess.run(["umount", str(mount)], check=False)
+
+
+def test_a_full_disk_is_an_error_and_leaves_no_truncated_jpeg(full_disk):
+    loaded = from_array(_noisy_photo())
+    target = full_disk / "out.jpg"
+    with pytest.raises(ImageError, match="free space"):
+        write_image(target, loaded.rgb, loaded)
+    assert sorted(p.name for p in full_disk.iterdir()) == ["filler"]
+
+
+def test_a_short_write_that_raises_nothing_is_still_caught(tmp_path, monkeypatch):
+    """The length check catches a writer that drops bytes silently (what the encoder did)."""
+    import umsn_cli.images as images
+
+    real_fdopen = os.fdopen
+
+    class Lossy:
+        def __init__(self, fh):
+            self.fh = fh
+
+        def write(self, data):
+            return self.fh.write(data[: len(data) // 2])
+
+        def __getattr__(self, name):
+            return getattr(self.fh, name)
+
+        def __enter__(self):
+            return self
+
+        def __exit__(self, *exc):
+            self.fh.close()
+
+    monkeypatch.setattr(images.os, "fdopen", lambda fd, mode: Lossy(real_fdopen(fd, mode)))
+    loaded = from_array(_noisy_photo(64, 48))
+    with pytest.raises(ImageError, match="shorter than its data"):
+        write_image(tmp_path / "out.jpg", loaded.rgb, loaded)
+    assert list(tmp_path.iterdir()) == []

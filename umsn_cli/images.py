@@ -13,6 +13,7 @@ pypng and tifffile decode and encode those. Writes go through a temporary file a
 
 from __future__ import annotations
 
+import errno
 import functools
 import io
 import os
@@ -538,10 +539,18 @@ def atomic_write(path: Path, encode: Callable[[BinaryIO], None], *, overwrite: b
         ) from exc
     temporary = Path(name)
     try:
+        # Encode in memory first: Pillow's JPEG encoder can lose a short write to a
+        # file (a full disk) without raising, so the bytes are written here and the
+        # file's length is checked before it gets its final name.
+        buffer = io.BytesIO()
+        encode(buffer)
+        data = buffer.getvalue()
         with os.fdopen(fd, "wb") as fh:
-            encode(fh)
+            fh.write(data)
             fh.flush()
             os.fsync(fh.fileno())
+        if temporary.stat().st_size != len(data):
+            raise OSError(errno.ENOSPC, "the file came out shorter than its data (disk full?)")
         temporary.chmod(_new_file_mode())
         os.replace(temporary, path)
     except (OSError, ValueError, png.Error) as exc:

@@ -26,9 +26,8 @@ import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
-from typing import BinaryIO
+from typing import TYPE_CHECKING, BinaryIO
 
-import requests
 from rich.console import Console
 from rich.progress import (
     BarColumn,
@@ -42,6 +41,9 @@ from rich.progress import (
 from umsn_cli import __version__
 from umsn_cli.errors import DownloadError, HashMismatchError, WeightsError
 from umsn_cli.weights.checkpoint import replace_into, sha256_file
+
+if TYPE_CHECKING:
+    import requests
 
 try:
     import fcntl
@@ -185,7 +187,13 @@ def _fetch_once(
 def _stream(
     url: str, out: BinaryIO, *, size: int | None, progress: bool, timeout: tuple[float, float]
 ) -> tuple[str, int]:
-    """GET ``url`` into ``out``; returns (sha256 hex, bytes received)."""
+    """GET ``url`` into ``out``; returns (sha256 hex, bytes received).
+
+    requests is imported here, not at module level: importing it can open a socket
+    (its optional dependencies probe the system), and ``--offline`` runs never download.
+    """
+    import requests
+
     digest = hashlib.sha256()
     received = 0
     headers = {"User-Agent": f"umsn/{__version__}", "Accept-Encoding": "identity"}
@@ -235,6 +243,8 @@ def _check_status(url: str, response: requests.Response) -> None:
 
 def _describe(exc: BaseException) -> str:
     """A short reason: requests nests urllib3 errors into very long messages."""
+    import requests
+
     if isinstance(exc, requests.Timeout) or "timed out" in str(exc).lower():
         return "timed out"
     if isinstance(exc, requests.exceptions.ChunkedEncodingError):
