@@ -12,6 +12,7 @@ it still works in torch 2.x and its deprecation warnings are silenced here.
 
 from __future__ import annotations
 
+import logging
 import os
 import tempfile
 import warnings
@@ -24,6 +25,8 @@ from umsn_cli.backends.cpu import CPUBackend
 from umsn_cli.backends.eager import EagerBackend
 from umsn_cli.nn import UMSN
 from umsn_cli.paths import cache_root
+
+log = logging.getLogger(__name__)
 
 
 class _Entry(nn.Module):
@@ -80,7 +83,15 @@ class TorchScriptBackend(EagerBackend):
             except (RuntimeError, OSError, ValueError):
                 path.unlink(missing_ok=True)  # stale or corrupt: compile afresh
         compiled = self._compile()
-        _save_atomically(compiled, path)
+        try:
+            _save_atomically(compiled, path)
+        except OSError as exc:  # the cache only saves time: without it, compile each run
+            log.warning(
+                "cannot cache the compiled model in %s (%s); it is compiled again on every "
+                "run: set UMSN_CACHE to a writable folder",
+                path.parent,
+                exc.strerror or exc,
+            )
         return compiled
 
     def _compile(self) -> torch.jit.ScriptModule:

@@ -416,3 +416,18 @@ def test_quick_start_without_weights_fails_clearly(tmp_path, monkeypatch):
 def test_no_inputs_at_all_is_a_usage_error(tmp_path, tiny_checkpoint):
     result = deblur(tiny_checkpoint, "-o", tmp_path / "out")
     assert "--example" in assert_clean_error(result, 2)
+
+
+def test_an_unwritable_cache_is_a_warning_not_a_failure(tmp_path, tiny_checkpoint, monkeypatch):
+    """The compiled-model cache only saves time: without it, warn once and go on."""
+    not_a_folder = tmp_path / "cache-file"
+    not_a_folder.write_text("")
+    monkeypatch.setenv("UMSN_CACHE", str(not_a_folder))
+    source = save(face(), tmp_path / "in" / "a.png")
+    out = tmp_path / "out"
+    result = deblur(tiny_checkpoint, source, "-o", out, backend="torchscript")
+    assert result.exit_code == 0, result.output
+    assert "Traceback" not in result.output
+    (line,) = [x for x in result.stderr.splitlines() if "cannot cache" in x]
+    assert str(not_a_folder) in line and "UMSN_CACHE" in line
+    assert files(out) == ["a.png"]

@@ -9,7 +9,7 @@ import typer
 
 from umsn_cli import __version__
 from umsn_cli.cli import benchmark, deblur, prepare, segment, synth_blur, train, weights
-from umsn_cli.cli._common import state
+from umsn_cli.cli._common import install_warning_handler, state
 
 app = typer.Typer(
     name="umsn",
@@ -35,6 +35,7 @@ def _root(
     ),
 ) -> None:
     state.debug = debug
+    install_warning_handler()
 
 
 app.command("deblur")(deblur.deblur)

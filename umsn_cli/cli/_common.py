@@ -8,6 +8,7 @@ error's exit code, with a traceback only when ``umsn --debug`` was given.
 from __future__ import annotations
 
 import functools
+import logging
 from collections.abc import Callable
 from pathlib import Path
 from typing import ParamSpec, TypeVar
@@ -32,6 +33,21 @@ class _State:
 
 
 state = _State()
+
+
+class _WarnHandler(logging.Handler):
+    """Show the library's logged warnings (a damaged cached file, an unwritable cache)
+    as CLI warnings."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        warn(record.getMessage())
+
+
+def install_warning_handler() -> None:
+    """Route warnings of every ``umsn_cli`` module to stderr; idempotent."""
+    library = logging.getLogger("umsn_cli")
+    if not any(isinstance(h, _WarnHandler) for h in library.handlers):
+        library.addHandler(_WarnHandler(logging.WARNING))
 
 
 def warn(message: str) -> None:

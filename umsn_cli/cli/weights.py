@@ -6,13 +6,12 @@ warnings and download progress go to stderr. Only ``fetch`` may use the network.
 
 from __future__ import annotations
 
-import logging
 from pathlib import Path
 
 import typer
 from rich.table import Table
 
-from umsn_cli.cli._common import err_console, out_console, reports_errors, warn
+from umsn_cli.cli._common import err_console, out_console, reports_errors
 from umsn_cli.errors import OfflineError, WeightsError
 from umsn_cli.weights import store
 from umsn_cli.weights.checkpoint import sha256_file
@@ -27,17 +26,6 @@ app = typer.Typer(
 _OFFLINE = typer.Option(False, "--offline", help="Never use the network (same as UMSN_OFFLINE=1).")
 
 
-class _WarnHandler(logging.Handler):
-    """Show the library's warnings (e.g. a damaged cached file) as CLI warnings."""
-
-    def emit(self, record: logging.LogRecord) -> None:
-        warn(record.getMessage())
-
-
-_handler = _WarnHandler(logging.WARNING)
-_library_log = logging.getLogger("umsn_cli.weights")
-if not any(isinstance(h, _WarnHandler) for h in _library_log.handlers):
-    _library_log.addHandler(_handler)
 
 
 @app.command("list")
