@@ -46,8 +46,7 @@ def choose_backend(name: str, device: str | None = None, precision: str = "auto"
         if not usable:
             where = f" for device {device!r}" if device else ""
             raise BackendUnavailableError(
-                f"no inference backend can run{where}; run `umsn deblur --help` to see the "
-                "backends and reinstall umsn if none is listed"
+                f"no inference backend can run{where}; choose another --device (e.g. cpu)"
             )
         return max(usable, key=lambda c: c.priority)
     if name not in backends:

@@ -431,3 +431,19 @@ def test_an_unwritable_cache_is_a_warning_not_a_failure(tmp_path, tiny_checkpoin
     (line,) = [x for x in result.stderr.splitlines() if "cannot cache" in x]
     assert str(not_a_folder) in line and "UMSN_CACHE" in line
     assert files(out) == ["a.png"]
+
+
+@pytest.mark.parametrize(
+    ("args", "needle"),
+    [
+        (["--model", "no-such-weights"], "unknown model"),
+        (["--backend", "cuda"], "cannot run here"),
+        (["--backend", "torchscript", "--device", "cuda:7"], "cannot run here"),
+    ],
+)
+def test_impossible_models_backends_and_devices_are_usage_errors(tmp_path, args, needle):
+    """Exit 2, one line naming the fix, never "reinstall umsn"."""
+    source = save(face(), tmp_path / "a.png")
+    result = run("deblur", source, "-o", tmp_path / "out", *args)
+    message = assert_clean_error(result, 2)
+    assert needle in message and "reinstall" not in message

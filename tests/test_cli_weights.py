@@ -143,7 +143,7 @@ def test_config_without_weights_suggests_an_import(tmp_path, use_manifest):
 
 
 def test_unknown_reference():
-    message = assert_one_line_error(run("fetch", "nope"))
+    message = assert_one_line_error(run("fetch", "nope"), code=2)
     assert "unknown model 'nope'" in message
     assert "does not exist" in assert_one_line_error(run("fetch", "missing/file.pt"))
 

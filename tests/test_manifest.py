@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from umsn_cli.errors import ManifestError
+from umsn_cli.errors import ManifestError, UnknownWeightsError
 from umsn_cli.weights import load_checkpoint, load_manifest, parse_manifest, sha256_file, store
 from umsn_cli.weights.manifest import InputSpec, Metric
 
@@ -168,7 +168,7 @@ def test_get_by_id_and_by_config_name():
     assert m.get("umsn-lite").id == "umsn-lite.celebamask-v1"
     with pytest.raises(ManifestError, match=r"no default weights.*umsn\.v1"):
         m.get("umsn")
-    with pytest.raises(ManifestError, match=r"unknown weights 'nope'.*umsn-lite\.old"):
+    with pytest.raises(UnknownWeightsError, match=r"unknown weights 'nope'.*umsn-lite\.old"):
         m.get("nope")
 
 

@@ -38,6 +38,10 @@ class ImageError(UmsnError):
     """An input image cannot be read, or an output cannot be written."""
 
 
+class UnknownWeightsError(UsageError):
+    """``--model`` names no weights id, config, imported id or file (exit 2)."""
+
+
 class ManifestError(UmsnError):
     """The weights manifest is malformed, or names an entry that does not exist."""
 
@@ -59,7 +63,13 @@ class OfflineError(WeightsError):
 
 
 class BackendUnavailableError(UmsnError):
-    """An inference backend was asked for by name but cannot run on this machine."""
+    """An inference backend or device was asked for but cannot run on this machine.
+
+    A usage error (exit 2): the command asked for something this machine cannot do,
+    and another ``--backend`` or ``--device`` is the fix.
+    """
+
+    exit_code = 2
 
 
 class MissingExtraError(UmsnError):

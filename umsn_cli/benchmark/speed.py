@@ -248,7 +248,7 @@ def _select_backends(
     if not usable:
         where = f" on device {device!r}" if device else ""
         raise BackendUnavailableError(
-            f"no inference backend can run{where}; choose another device or reinstall umsn"
+            f"no inference backend can run{where}; choose another --device (e.g. cpu)"
         )
     return usable, skipped
 

@@ -25,7 +25,7 @@ from importlib.resources import files
 from pathlib import Path, PurePosixPath
 from typing import Any
 
-from umsn_cli.errors import ManifestError
+from umsn_cli.errors import ManifestError, UnknownWeightsError
 
 #: The only layout this version of umsn reads.
 SCHEMA_VERSION = 1
@@ -124,7 +124,7 @@ class Manifest:
                 f"{ref!r} has no default weights in the manifest; name one of: {ids}"
             )
         known = ", ".join([e.id for e in self.entries] + config_names())
-        raise ManifestError(
+        raise UnknownWeightsError(
             f"unknown weights {ref!r}; known ids and configs: {known} (see `umsn weights list`)"
         )
 

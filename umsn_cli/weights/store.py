@@ -39,7 +39,12 @@ from dataclasses import asdict, dataclass
 from importlib.resources import files
 from pathlib import Path
 
-from umsn_cli.errors import HashMismatchError, ManifestError, OfflineError, WeightsError
+from umsn_cli.errors import (
+    HashMismatchError,
+    OfflineError,
+    UnknownWeightsError,
+    WeightsError,
+)
 from umsn_cli.paths import cache_root
 from umsn_cli.weights.checkpoint import load_checkpoint, replace_into, sha256_file
 from umsn_cli.weights.download import download
@@ -304,7 +309,7 @@ def resolve_model_ref(
         return path, sha256_file(path)
     if os.sep in ref or "/" in ref or path.suffix in {".pt", ".pth"}:
         raise WeightsError(f"checkpoint file {ref} does not exist; check the path")
-    raise ManifestError(
+    raise UnknownWeightsError(
         f"unknown model {ref!r}; give a weights id, a config name ({', '.join(config_names())}), "
         "an imported id or a checkpoint file (see `umsn weights list`)"
     )
