@@ -106,6 +106,12 @@ def test_a_spike_rolls_back_to_the_last_checkpoint(tmp_path, dataset, monkeypatc
     assert rollback["step"] == 2 and rollback["at_step"] == 4
     steps = [line["step"] for line in lines if line["kind"] == "train"]
     assert steps == [1, 2, 3, 4, 5]  # step 3 is trained again; no step is logged twice
+    lrs = {line["step"]: line["lr"] for line in lines if line["kind"] == "train"}
+    from umsn_cli.train.config import TrainConfig
+
+    cfg = TrainConfig.from_file(out / "config.json")
+    assert lrs[2] == pytest.approx(loop.learning_rate(cfg, 1))
+    assert lrs[3] == pytest.approx(loop.learning_rate(cfg, 2) / 2)  # halved after it
     assert torch.load(out / "last.pt", weights_only=True)["step"] == 5
 
 
@@ -124,3 +130,13 @@ def test_spike_guard():
         assert not guard.is_bad(1.0)
     assert not guard.is_bad(3.0)
     assert guard.is_bad(10.0)
+    guard.reset()  # a roll-back keeps the reference: diverging again is caught at once
+    assert guard.is_bad(10.0) and guard.rollbacks == 1
+
+
+def test_grad_clip_logs_the_norm(tmp_path, dataset):
+    out = tmp_path / "s"
+    ok(train("snet", "--data", dataset["data"], "--masks", dataset["masks"], "--steps", "2",
+             "--grad-clip", "0.5", "--out", out, *FAST_MODEL))  # fmt: skip
+    norms = [line["grad_norm"] for line in log_lines(out) if line["kind"] == "train"]
+    assert len(norms) == 2 and all(n > 0 for n in norms)

@@ -59,6 +59,7 @@ def train(
         "--degradation", help="Training blur: real (shake, defocus, noise, JPEG) or motion."
     ),
     compile: str = _opt("--compile", help="on or off (default): torch.compile the step."),
+    grad_clip: float = _opt("--grad-clip", help="Clip the gradient norm to this (0: off)."),
     noise_max: float = _opt("--noise", help="Training noise σ ~ U(0, NOISE), [0, 1] scale."),
     val_noise: float = _opt("--val-noise", help="Noise σ of the validation set (0.01)."),
     kernel_bank: int = _opt("--kernel-bank", help="Random kernels drawn per run (25000)."),
@@ -79,7 +80,7 @@ def train(
         precision=precision, seed=seed, blur=blur, fnet_class=fnet_class, init=init, snet=snet,
         fnets=tuple(fnets) if fnets else None, noise_max=noise_max, val_noise=val_noise,
         extra_data=tuple(extra_data) if extra_data else None, degradation=degradation,
-        compile=compile,
+        compile=compile, grad_clip=grad_clip,
         kernel_bank=kernel_bank, perceptual=perceptual, perceptual_weight=perceptual_weight,
         confidence_lambda=confidence_lambda, log_every=log_every, val_every=val_every,
         ckpt_every=ckpt_every,

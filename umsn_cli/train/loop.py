@@ -165,8 +165,9 @@ def train(cfg: TrainConfig, resume: bool = False, progress: Progress | None = No
     stage.train()
     step = start
     while step < cfg.steps:
+        lr = learning_rate(cfg, step) * rollback_lr_scale(history)
         for group in optimizer.param_groups:
-            group["lr"] = learning_rate(cfg, step)
+            group["lr"] = lr
         batch = sampler.sample(cfg.batch_size, stage.blur, getattr(stage, "index", None))
         batch = batch.to(device)
         with autocast:
@@ -180,6 +181,9 @@ def train(cfg: TrainConfig, resume: bool = False, progress: Progress | None = No
             continue
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
+        if cfg.grad_clip > 0:
+            norm = torch.nn.utils.clip_grad_norm_(stage.trainable(), cfg.grad_clip)
+            terms = {**terms, "grad_norm": norm.detach()}
         optimizer.step()
 
         window += 1
@@ -194,7 +198,7 @@ def train(cfg: TrainConfig, resume: bool = False, progress: Progress | None = No
         if done % cfg.log_every == 0 or done == cfg.steps:
             elapsed = time.perf_counter() - clock
             line = {k: v / window for k, v in sums.items()}
-            line.update(kind="train", step=done, lr=learning_rate(cfg, step - 1),
+            line.update(kind="train", step=done, lr=lr,
                         steps_per_hour=3600 * window / elapsed)  # fmt: skip
             _log(out, history, line)
             if progress:
@@ -232,8 +236,9 @@ def _preview(faces: FaceSet, mix: DegradationMix, kernels: torch.Tensor) -> np.n
 class SpikeGuard:
     """Tells a diverging step from a normal one: NaN/inf, or 4× the loss's running mean.
 
-    The running mean (an exponential average over about 50 steps) is only trusted
-    after 100 steps since the start or the last roll-back.
+    The running mean (an exponential average over about 50 steps of good steps only)
+    is trusted after 100 steps, and kept across roll-backs, so a run that diverges
+    again straight after one is caught at once.
     """
 
     factor = 4.0
@@ -254,12 +259,21 @@ class SpikeGuard:
         return False
 
     def reset(self) -> None:
-        self.mean, self.seen = None, 0
+        """After a roll-back: the running mean of the good steps stays the reference."""
         self.rollbacks += 1
 
 
 #: Roll-backs in a row without a checkpoint in between before the run gives up.
 MAX_ROLLBACKS = 5
+
+
+def rollback_lr_scale(history: list[dict[str, Any]]) -> float:
+    """Each roll-back halves the learning rate for the rest of the run.
+
+    Counted from the log, so a resumed run keeps the rate it had: going back to the
+    same weights at the same rate would mostly diverge the same way again.
+    """
+    return 0.5 ** sum(1 for h in history if h.get("kind") == "rollback")
 
 
 def _roll_back(
