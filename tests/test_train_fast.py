@@ -140,3 +140,31 @@ def test_grad_clip_logs_the_norm(tmp_path, dataset):
              "--grad-clip", "0.5", "--out", out, *FAST_MODEL))  # fmt: skip
     norms = [line["grad_norm"] for line in log_lines(out) if line["kind"] == "train"]
     assert len(norms) == 2 and all(n > 0 for n in norms)
+
+
+def test_a_bnet_run_exports_with_its_snet_as_bnet_fast(tmp_path, dataset, monkeypatch):
+    """The plain B-Net ships as bnet-<family>: its generator ignores masks, S-Net stays."""
+    import dataclasses
+
+    from umsn_cli.nn.config import CONFIGS, plain
+    from umsn_cli.weights.checkpoint import load_checkpoint
+
+    monkeypatch.setitem(CONFIGS, "bnet-test-tiny-fast", plain(CONFIGS["test-tiny-fast"]))
+    common = ["--data", dataset["data"], "--masks", dataset["masks"], "--steps", "2", *FAST_MODEL]
+    ok(train("snet", *common, "--out", tmp_path / "snet"))
+    out = tmp_path / "b"
+    ok(train("bnet", *common, "--val-data", dataset["val"], "--out", out))
+    refused = train("bnet", *common, "--val-data", dataset["val"], "--out", out, "--resume",
+                    "--export", tmp_path / "w.pt")  # fmt: skip
+    assert refused.exit_code == 2 and "--snet" in refused.output
+    ok(train("bnet", *common, "--val-data", dataset["val"], "--out", out, "--resume",
+             "--snet", tmp_path / "snet" / "last.pt", "--export", tmp_path / "w.pt"))  # fmt: skip
+    model, _ = load_checkpoint(tmp_path / "w.pt")
+    assert model.config == dataclasses.replace(
+        CONFIGS["test-tiny-fast"], name="bnet-test-tiny-fast", guided=False
+    )
+    snet = torch.load(tmp_path / "snet" / "last.pt", weights_only=True)["stage"]
+    for k, v in model.snet.state_dict().items():
+        torch.testing.assert_close(v, snet[f"snet.{k}"])
+    entry = json.loads((tmp_path / "w.json").read_text())
+    assert entry["id"] == "bnet-test-tiny-fast.celebamask-v1"

@@ -106,8 +106,10 @@ def train(
         raise UsageError(
             f"{cfg.out} already holds a run; add --resume to continue it, or pick another --out"
         )
-    if export is not None and cfg.stage != "umsn":
-        raise UsageError("--export needs the umsn stage (it writes S-Net + generator weights)")
+    if export is not None and cfg.stage not in ("umsn", "bnet"):
+        raise UsageError("--export needs the umsn or bnet stage (it writes S-Net + generator)")
+    if export is not None and cfg.stage == "bnet" and not cfg.snet:
+        raise UsageError("--export of a bnet run needs the S-Net to ship with it: --snet FILE")
 
     from umsn_cli.train.loop import train as run_training
 
@@ -131,5 +133,5 @@ def train(
     if export is not None:
         from umsn_cli.train.export import export_run
 
-        entry = export_run(Path(cfg.out), export, tag, ["umsn", *sys.argv[1:]])
+        entry = export_run(Path(cfg.out), export, tag, ["umsn", *sys.argv[1:]], cfg.snet)
         out_console.print(f"{export} ({entry['size']} bytes, sha256 {entry['sha256'][:12]}…)")

@@ -26,8 +26,6 @@ app = typer.Typer(
 _OFFLINE = typer.Option(False, "--offline", help="Never use the network (same as UMSN_OFFLINE=1).")
 
 
-
-
 @app.command("list")
 @reports_errors
 def list_weights() -> None:

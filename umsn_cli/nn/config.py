@@ -8,7 +8,7 @@ checkpoint always knows the exact network it belongs to.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass, fields, replace
 from typing import Any
 
 
@@ -158,8 +158,20 @@ UMSN_FAST = ModelConfig(
     confidence_width=32,
 )
 
+
+def plain(config: ModelConfig) -> ModelConfig:
+    """The paper's B-Net baseline of ``config``: the same widths, no semantic guidance.
+
+    Named ``bnet-<family>`` (``umsn-fast`` → ``bnet-fast``), so that weights trained
+    with ``umsn train bnet`` can be shipped and told apart from guided ones.
+    """
+    return replace(config, name="bnet-" + config.name.removeprefix("umsn-"), guided=False)
+
+
 #: The named configurations users can ask for with ``--model``.
-CONFIGS: dict[str, ModelConfig] = {c.name: c for c in (UMSN, UMSN_LITE, UMSN_FAST)}
+CONFIGS: dict[str, ModelConfig] = {
+    c.name: c for c in (UMSN, UMSN_LITE, UMSN_FAST, plain(UMSN_FAST))
+}
 
 
 def get_config(name: str) -> ModelConfig:

@@ -74,10 +74,12 @@ def load_train_state(path: Path, cfg: TrainConfig) -> dict[str, Any]:
     """The state to resume from; refuses a run whose settings differ beyond ``_RESUMABLE``."""
     data = read_train_state(path)
     saved = data["config"]
+    # A bnet run never reads --snet: it only names the S-Net its export ships with.
+    resumable = _RESUMABLE | ({"snet"} if saved.get("stage") == "bnet" else set())
     changed = sorted(
         k
         for k, v in cfg.to_dict().items()
-        if k not in _RESUMABLE and _norm(saved.get(k)) != _norm(v)
+        if k not in resumable and _norm(saved.get(k)) != _norm(v)
     )
     if changed:
         raise UsageError(

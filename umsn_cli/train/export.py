@@ -15,6 +15,7 @@ from typing import Any
 
 from umsn_cli.errors import UsageError
 from umsn_cli.nn import UMSN, count_parameters, get_config
+from umsn_cli.nn.config import plain
 from umsn_cli.train.checkpoint import read_train_state
 from umsn_cli.weights.checkpoint import save_checkpoint, sha256_file
 
@@ -25,24 +26,46 @@ DATA_TERMS = (
 FRAMING = "aligned face crop: the centre 384×384 of a CelebAMask-HQ 512×512 frame, resized"
 
 
-def export_run(run: Path, dest: Path, tag: str, command: list[str] | None = None) -> dict[str, Any]:
-    """Write ``dest`` (weights) and ``dest`` with ``.json`` (manifest entry); return the entry."""
+def export_run(
+    run: Path,
+    dest: Path,
+    tag: str,
+    command: list[str] | None = None,
+    snet: str | None = None,
+) -> dict[str, Any]:
+    """Write ``dest`` (weights) and ``dest`` with ``.json`` (manifest entry); return the entry.
+
+    ``snet``: for a bnet run, the S-Net checkpoint to ship with it (default: the run's
+    ``snet`` setting).
+    """
     state = read_train_state(run / "last.pt" if run.is_dir() else run)
     cfg = state["config"]
-    if cfg["stage"] != "umsn":
+    if cfg["stage"] not in ("umsn", "bnet"):
         raise UsageError(
-            f"{run}: only a finished umsn-stage run can be exported (this is a {cfg['stage']} run)"
+            f"{run}: only umsn- and bnet-stage runs can be exported (this is a {cfg['stage']} run)"
         )
     config = get_config(cfg["model"])
-    model = UMSN(config)
     weights = {k: v for k, v in state["stage"].items() if k.startswith(("snet.", "generator."))}
+    if cfg["stage"] == "bnet":
+        # The plain B-Net deblurs without masks; photo mode still needs S-Net's.
+        snet = snet or cfg.get("snet")
+        if not snet:
+            raise UsageError(
+                "exporting a bnet run needs the S-Net that ships with it: pass --snet FILE"
+            )
+        config = plain(config)
+        snet_state = read_train_state(Path(snet))["stage"]
+        weights |= {k: v for k, v in snet_state.items() if k.startswith("snet.")}
+    model = UMSN(config)
     model.load_state_dict(weights)
     val = [h for h in state["history"] if h.get("kind") == "val"]
     meta = {"training": cfg, "step": state["step"], "validation": val[-1] if val else {}}
     save_checkpoint(dest, model, meta)
 
     config_file = run / "config.json" if run.is_dir() else run.parent / "config.json"
-    measured = shlex.join(command) if command else f"umsn train umsn --config {config_file}"
+    measured = (
+        shlex.join(command) if command else f"umsn train {cfg['stage']} --config {config_file}"
+    )
     dataset = "val/ of celebamask-mini: 1 seeded Shen-size kernel per face, noise σ=" + str(
         cfg["val_noise"]
     )
