@@ -29,6 +29,7 @@ from umsn_cli.images import (
     to_array,
     write_image,
 )
+from umsn_cli.images import atomic_write as images_atomic_write
 
 
 @pytest.fixture(scope="module")
@@ -603,3 +604,42 @@ def test_a_short_write_that_raises_nothing_is_still_caught(tmp_path, monkeypatch
     with pytest.raises(ImageError, match="shorter than its data"):
         write_image(tmp_path / "out.jpg", loaded.rgb, loaded)
     assert list(tmp_path.iterdir()) == []
+
+
+def test_a_file_that_appears_while_writing_is_never_replaced(tmp_path, monkeypatch):
+    """Two processes into one folder: the second finds the name taken at the last moment."""
+    loaded = from_array(np.zeros((8, 8, 3), np.uint8))
+    target = tmp_path / "out.png"
+
+    def racing_encode(fh):
+        target.write_bytes(b"the other process's output")  # lands during our encode
+        fh.write(b"ours")
+
+    with pytest.raises(ImageError, match="already exists"):
+        images_atomic_write(target, racing_encode, overwrite=False)
+    assert target.read_bytes() == b"the other process's output"
+    assert _leftovers(tmp_path) == []
+    images_atomic_write(target, lambda fh: fh.write(b"ours"), overwrite=True)
+    assert target.read_bytes() == b"ours"
+    write_image(tmp_path / "fresh.png", loaded.rgb, loaded)
+    assert _leftovers(tmp_path) == []
+
+
+def test_many_writers_of_one_name_write_it_once(tmp_path):
+    """30 threads race for one name without --overwrite: exactly one wins."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    target = tmp_path / "out.bin"
+
+    def attempt(i: int) -> bool:
+        try:
+            images_atomic_write(target, lambda fh: fh.write(str(i).encode()), overwrite=False)
+            return True
+        except ImageError:
+            return False
+
+    with ThreadPoolExecutor(8) as pool:
+        wins = list(pool.map(attempt, range(30)))
+    assert sum(wins) == 1
+    assert target.read_bytes() == str(wins.index(True)).encode()
+    assert _leftovers(tmp_path) == []

@@ -552,7 +552,13 @@ def atomic_write(path: Path, encode: Callable[[BinaryIO], None], *, overwrite: b
         if temporary.stat().st_size != len(data):
             raise OSError(errno.ENOSPC, "the file came out shorter than its data (disk full?)")
         temporary.chmod(_new_file_mode())
-        os.replace(temporary, path)
+        if overwrite:
+            os.replace(temporary, path)
+        else:
+            _link_no_clobber(temporary, path)
+    except FileExistsError as exc:
+        temporary.unlink(missing_ok=True)
+        raise ImageError(f"{path}: already exists; pass --overwrite to replace it") from exc
     except (OSError, ValueError, png.Error) as exc:
         temporary.unlink(missing_ok=True)
         raise ImageError(
@@ -562,6 +568,25 @@ def atomic_write(path: Path, encode: Callable[[BinaryIO], None], *, overwrite: b
     except BaseException:
         temporary.unlink(missing_ok=True)
         raise
+
+
+def _link_no_clobber(temporary: Path, path: Path) -> None:
+    """Give the finished file its name only if nobody has taken it meanwhile.
+
+    A hard link fails with ``FileExistsError`` when ``path`` exists, atomically, so two
+    processes writing into one folder never replace each other's outputs (a rename
+    would). File systems without hard links get the rename after a last check.
+    """
+    try:
+        os.link(temporary, path)
+    except FileExistsError:
+        raise
+    except OSError:
+        if path.exists():
+            raise FileExistsError(errno.EEXIST, "already exists", str(path)) from None
+        os.replace(temporary, path)
+        return
+    temporary.unlink()
 
 
 @functools.cache
