@@ -447,3 +447,30 @@ def test_impossible_models_backends_and_devices_are_usage_errors(tmp_path, args,
     result = run("deblur", source, "-o", tmp_path / "out", *args)
     message = assert_clean_error(result, 2)
     assert needle in message and "reinstall" not in message
+
+
+def test_sigterm_stops_cleanly_with_143_and_leaves_no_partial_files(tmp_path, tiny_checkpoint):
+    """A scheduler's stop is handled like Ctrl-C: temp files removed, one line, exit 143."""
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    inputs = tmp_path / "in"
+    for i in range(300):
+        save(face(256), inputs / f"f{i:03d}.png")
+    out = tmp_path / "out"
+    process = subprocess.Popen(
+        [sys.executable, "-m", "umsn_cli", "deblur", str(inputs), "-o", str(out),
+         "--model", str(tiny_checkpoint), "--backend", "cpu", "--batch-size", "1"],
+        stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    deadline = time.monotonic() + 120
+    while not (out.is_dir() and any(out.iterdir())) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    process.send_signal(signal.SIGTERM)
+    _, stderr = process.communicate(timeout=60)
+    assert process.returncode == 143, stderr
+    assert "terminated" in stderr and "Traceback" not in stderr
+    assert not leftovers(out)
+    assert len(files(out)) < 300  # it stopped part-way

@@ -78,3 +78,7 @@ class MissingExtraError(UmsnError):
 
 class TrainingDiverged(UmsnError):
     """The loss kept going NaN or spiking after every roll-back to the last checkpoint."""
+
+
+class Terminated(BaseException):
+    """SIGTERM arrived: unwinds like Ctrl-C, so every temporary file is removed."""

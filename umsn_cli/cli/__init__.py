@@ -9,7 +9,7 @@ import typer
 
 from umsn_cli import __version__
 from umsn_cli.cli import benchmark, deblur, prepare, segment, synth_blur, train, weights
-from umsn_cli.cli._common import install_warning_handler, state
+from umsn_cli.cli._common import install_warning_handler, state, terminate_like_interrupt
 
 app = typer.Typer(
     name="umsn",
@@ -36,6 +36,7 @@ def _root(
 ) -> None:
     state.debug = debug
     install_warning_handler()
+    terminate_like_interrupt()
 
 
 app.command("deblur")(deblur.deblur)

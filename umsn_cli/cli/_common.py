@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import functools
 import logging
+import signal
+import threading
 from collections.abc import Callable
 from pathlib import Path
 from typing import ParamSpec, TypeVar
@@ -17,7 +19,7 @@ import typer
 from rich.console import Console
 from rich.markup import escape
 
-from umsn_cli.errors import UmsnError
+from umsn_cli.errors import Terminated, UmsnError
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -41,6 +43,16 @@ class _WarnHandler(logging.Handler):
 
     def emit(self, record: logging.LogRecord) -> None:
         warn(record.getMessage())
+
+
+def terminate_like_interrupt() -> None:
+    """SIGTERM (a scheduler's or ``kill``'s stop) unwinds the way Ctrl-C does."""
+
+    def handler(signum: int, frame: object) -> None:
+        raise Terminated
+
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, handler)
 
 
 def install_warning_handler() -> None:
@@ -89,5 +101,7 @@ def reports_errors(func: Callable[P, R]) -> Callable[P, R]:
             raise fail(str(exc), exc.exit_code) from exc
         except KeyboardInterrupt:
             raise fail("interrupted", 130) from None
+        except Terminated:
+            raise fail("terminated (SIGTERM); partial outputs were removed", 143) from None
 
     return wrapper
