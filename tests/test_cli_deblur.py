@@ -474,3 +474,14 @@ def test_sigterm_stops_cleanly_with_143_and_leaves_no_partial_files(tmp_path, ti
     assert "terminated" in stderr and "Traceback" not in stderr
     assert not leftovers(out)
     assert len(files(out)) < 300  # it stopped part-way
+
+
+def test_a_missing_path_fails_alone_and_the_batch_goes_on(tmp_path, tiny_checkpoint):
+    good = save(face(), tmp_path / "in" / "a.png")
+    out = tmp_path / "out"
+    result = deblur(tiny_checkpoint, tmp_path / "typo.png", good, "-o", out)
+    assert result.exit_code == 1, result.output
+    assert "typo.png: no such file or directory" in result.stderr
+    assert files(out) == ["a.png"]
+    only_missing = deblur(tiny_checkpoint, tmp_path / "typo.png", "-o", tmp_path / "o2")
+    assert_clean_error(only_missing, 2)

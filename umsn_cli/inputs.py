@@ -34,14 +34,33 @@ class Job:
         return self.target_stem.with_name(self.target_stem.name + suffix)
 
 
-def expand_inputs(items: Sequence[str], *, recursive: bool) -> list[tuple[Path, Path]]:
+def expand_inputs(
+    items: Sequence[str], *, recursive: bool, missing: list[tuple[Path, str]] | None = None
+) -> list[tuple[Path, Path]]:
     """Expand files, globs and directories to sorted, de-duplicated ``(file, base)`` pairs;
-    ``file.relative_to(base)`` is the part of the path mirrored in the output."""
+    ``file.relative_to(base)`` is the part of the path mirrored in the output.
+
+    An item that names nothing is a :class:`UsageError`, unless ``missing`` is given:
+    then it is recorded there (item, message) and the others go on, so one mistyped
+    path does not stop a batch; if no item names anything, it is still an error.
+    """
     if not items:
         raise UsageError(
             "no inputs given; pass image files, directories or quoted glob patterns (or --example)"
         )
-    pairs = [pair for item in items for pair in _expand_one(item, recursive=recursive)]
+    pairs = []
+    problems = []
+    for item in items:
+        try:
+            pairs += _expand_one(item, recursive=recursive)
+        except UsageError as exc:
+            if missing is None:
+                raise
+            problems.append((Path(item), str(exc)))
+    if problems and not pairs:
+        raise UsageError(problems[0][1])
+    if missing is not None:
+        missing += problems
     unique: dict[Path, tuple[Path, Path]] = {}
     for file, base in sorted(pairs):  # the same file reached twice keeps its first spelling
         unique.setdefault(file.resolve(), (file, base))
@@ -49,17 +68,23 @@ def expand_inputs(items: Sequence[str], *, recursive: bool) -> list[tuple[Path, 
 
 
 def plan_jobs(
-    items: Sequence[str], out_dir: Path, *, recursive: bool, suffix: str = ""
+    items: Sequence[str],
+    out_dir: Path,
+    *,
+    recursive: bool,
+    suffix: str = "",
+    missing: list[tuple[Path, str]] | None = None,
 ) -> list[Job]:
     """Plan one job per input file: directory inputs mirror their tree below ``out_dir``,
-    files and glob matches go straight into it; ``suffix`` is appended to every stem."""
+    files and glob matches go straight into it; ``suffix`` is appended to every stem.
+    ``missing``: see :func:`expand_inputs`."""
     if "/" in suffix or os.sep in suffix:
         raise UsageError(f"--suffix {suffix!r} contains a path separator; use -o to pick a folder")
     out_dir = Path(out_dir)
     out_resolved = out_dir.resolve()
     jobs: list[Job] = []
     claimed: dict[str, Path] = {}
-    for file, base in expand_inputs(items, recursive=recursive):
+    for file, base in expand_inputs(items, recursive=recursive, missing=missing):
         base_resolved = base.resolve()
         if base_resolved in out_resolved.parents and out_resolved in file.resolve().parents:
             continue  # an earlier run's results inside the walked directory, not inputs

@@ -79,7 +79,8 @@ def run_batch(
         items = list(inputs or [])
         if example:
             items.append(str(write_example(Path(scratch) / "astronaut_blurred.png")))
-        jobs = plan_jobs(items, output, recursive=recursive, suffix=suffix)
+        missing: list[tuple[Path, str]] = []  # inputs that name nothing: failed, not fatal
+        jobs = plan_jobs(items, output, recursive=recursive, suffix=suffix, missing=missing)
         with err_console.status("loading the model…"):
             restorer = Restorer.load(
                 model,
@@ -102,6 +103,7 @@ def run_batch(
             report = batch.run(
                 jobs, restorer, settings, on_file=lambda _path: progress.advance(bar)
             )
+        report.failed[:0] = missing
     _summarise(task, report, output, verbose=verbose or len(jobs) == 1)
 
 
