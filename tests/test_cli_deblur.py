@@ -485,3 +485,41 @@ def test_a_missing_path_fails_alone_and_the_batch_goes_on(tmp_path, tiny_checkpo
     assert files(out) == ["a.png"]
     only_missing = deblur(tiny_checkpoint, tmp_path / "typo.png", "-o", tmp_path / "o2")
     assert_clean_error(only_missing, 2)
+
+
+def _exif_photo(path: Path, orientation: int = 1) -> Path:
+    """A JPEG with EXIF (camera model, orientation), DPI and 4:2:0 chroma, like a camera's."""
+    image = face((200, 160))
+    exif = Image.Exif()
+    exif[0x0110] = "umsn test camera"  # Model
+    exif[0x0112] = orientation
+    path.parent.mkdir(parents=True, exist_ok=True)
+    image.save(path, quality=80, subsampling=2, exif=exif.tobytes(), dpi=(300, 300))
+    return path
+
+
+def test_a_photo_without_faces_is_copied_byte_for_byte(tmp_path, tiny_checkpoint):
+    wall = tmp_path / "in" / "wall.jpg"
+    wall.parent.mkdir(parents=True)
+    noise = np.random.default_rng(0).integers(0, 255, (300, 400, 3), dtype=np.uint8)
+    Image.fromarray(noise).save(wall, quality=85)
+    out = tmp_path / "out"
+    result = deblur(tiny_checkpoint, wall, "-o", out, "--mode", "photo")
+    assert result.exit_code == 0, result.output
+    assert (out / "wall.jpg").read_bytes() == wall.read_bytes()
+
+
+def test_rewritten_jpegs_keep_exif_dpi_and_the_source_quantisation(tmp_path, tiny_checkpoint):
+    source = _exif_photo(tmp_path / "in" / "cam.jpg", orientation=6)  # stored turned
+    out = tmp_path / "out"
+    result = deblur(tiny_checkpoint, source, "-o", out, "--mode", "aligned")
+    assert result.exit_code == 0, result.output
+    with Image.open(source) as before, Image.open(out / "cam.jpg") as after:
+        assert after.getexif()[0x0110] == "umsn test camera"
+        assert after.getexif().get(0x0112, 1) == 1  # written upright: orientation reset
+        assert after.size == before.size[::-1]
+        assert after.info["dpi"] == pytest.approx((300, 300))
+        assert after.quantization == before.quantization
+        from PIL import JpegImagePlugin
+
+        assert JpegImagePlugin.get_sampling(after) == JpegImagePlugin.get_sampling(before)

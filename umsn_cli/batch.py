@@ -272,6 +272,12 @@ def _write_outputs(
     if photo is not None:  # masks belong to the face crops: written with them
         outputs = item.outputs | _face_outputs(item.job, photo, options)
         writers |= _face_writers(photo, options)
+        source = item.job.source
+        if not photo.faces and item.outputs["image"].suffix.lower() == source.suffix.lower():
+            # Nothing was restored: "unchanged" means the same bytes, metadata and all.
+            writers["image"] = lambda p: atomic_write(
+                p, lambda fh: fh.write(source.read_bytes()), overwrite=options.overwrite
+            )
     else:
         outputs = item.outputs
     try:

@@ -76,6 +76,8 @@ _SAVE_OPTIONS: dict[str, dict[str, object]] = {
     "WEBP": {"quality": 95},
     "TIFF": {"compression": "tiff_deflate"},
 }
+_EXIF_FORMATS = frozenset({"JPEG", "PNG", "WEBP", "TIFF"})
+_DPI_FORMATS = frozenset({"JPEG", "PNG", "TIFF"})
 #: Colour space an ICC profile must declare (header bytes 16-20) to be valid for a mode.
 _ICC_SPACE = {"L": b"GRAY", "LA": b"GRAY", "RGB": b"RGB ", "RGBA": b"RGB ", "CMYK": b"CMYK"}
 _LUMA = np.array([0.299, 0.587, 0.114], dtype=np.float32)  # ITU-R 601, as Pillow's "L"
@@ -96,6 +98,10 @@ class LoadedImage:
     #: dtype of the array given to :func:`from_array` (None otherwise), so that
     #: :func:`to_array` can hand float input back as float.
     array_dtype: np.dtype | None = None
+    #: What a photographer expects to keep (:func:`_metadata`): EXIF with the orientation
+    #: reset (pixels are written upright), DPI, and a JPEG's quantisation tables and
+    #: chroma subsampling, so that re-encoding loses as little as possible.
+    metadata: dict[str, object] = field(default_factory=dict)
 
 
 def read_image(path: Path) -> LoadedImage:
@@ -235,7 +241,11 @@ def write_image(path: Path, rgb: np.ndarray, like: LoadedImage, *, overwrite: bo
         image = Image.fromarray(pixels)
         if cmyk:
             image = image.convert("CMYK")
-        atomic_write(path, lambda fh: _save_pillow(fh, image, fmt, icc), overwrite=overwrite)
+        atomic_write(
+            path,
+            lambda fh: _save_pillow(fh, image, fmt, icc, like.metadata),
+            overwrite=overwrite,
+        )
 
 
 def save_label_png(path: Path, labels: np.ndarray, *, overwrite: bool = False) -> None:
@@ -333,7 +343,30 @@ def _from_pillow(img: Image.Image, *, path: Path | None) -> LoadedImage:
         fmt=img.format,
         icc=img.info.get("icc_profile") or None,
         notes=notes,
+        metadata=_metadata(img, notes),
     )
+
+
+def _metadata(img: Image.Image, notes: list[str]) -> dict[str, object]:
+    """EXIF (orientation reset to 1), DPI, and for JPEGs their quantisation and subsampling."""
+    kept: dict[str, object] = {}
+    try:
+        exif = img.getexif()
+        if len(exif):
+            exif[_ORIENTATION] = 1
+            kept["exif"] = exif.tobytes()
+    except Exception as exc:  # broken EXIF must not sink the file
+        notes.append(f"EXIF data unreadable ({one_line(exc)}); not kept in the output")
+    if "dpi" in img.info:
+        kept["dpi"] = tuple(float(v) for v in img.info["dpi"])
+    if img.format == "JPEG":
+        from PIL import JpegImagePlugin
+
+        qtables = getattr(img, "quantization", None)
+        if qtables:
+            kept["jpeg_qtables"] = {k: list(v) for k, v in qtables.items()}
+            kept["jpeg_subsampling"] = JpegImagePlugin.get_sampling(img)
+    return kept
 
 
 def _assemble(
@@ -345,6 +378,7 @@ def _assemble(
     fmt: str | None,
     icc: bytes | None,
     notes: list[str],
+    metadata: dict[str, object] | None = None,
 ) -> LoadedImage:
     """Split L/LA/RGB/RGBA planes, already scaled to [0, 1], into RGB and alpha."""
     if planes.ndim == 2:
@@ -360,6 +394,7 @@ def _assemble(
         format=fmt,
         icc_profile=icc,
         warnings=notes,
+        metadata=dict(metadata or {}),
     )
 
 
@@ -484,10 +519,29 @@ def _mode_of(pixels: np.ndarray) -> str:
     return "L" if pixels.ndim == 2 else ("", "L", "LA", "RGB", "RGBA")[pixels.shape[2]]
 
 
-def _save_pillow(fh: BinaryIO, image: Image.Image, fmt: str, icc: bytes | None) -> None:
+def _save_pillow(
+    fh: BinaryIO,
+    image: Image.Image,
+    fmt: str,
+    icc: bytes | None,
+    metadata: dict[str, object] | None = None,
+) -> None:
     options = dict(_SAVE_OPTIONS.get(fmt, {}))
     if icc is not None and fmt != "BMP":
         options["icc_profile"] = icc
+    metadata = metadata or {}
+    if fmt in _EXIF_FORMATS and "exif" in metadata:
+        options["exif"] = metadata["exif"]
+    if fmt in _DPI_FORMATS and "dpi" in metadata:
+        options["dpi"] = metadata["dpi"]
+    if fmt == "JPEG" and "jpeg_qtables" in metadata and image.mode in ("RGB", "L"):
+        # The source's own tables: what Pillow's quality="keep" does for an open JPEG.
+        tables = metadata["jpeg_qtables"]
+        options.pop("quality", None)
+        options["qtables"] = [tables[k] for k in sorted(tables)]  # type: ignore[index]
+        subsampling = metadata.get("jpeg_subsampling", -1)
+        if image.mode == "RGB" and isinstance(subsampling, int) and subsampling >= 0:
+            options["subsampling"] = subsampling
     image.save(fh, format=fmt, **options)
 
 
