@@ -75,6 +75,9 @@ class TorchScriptBackend(EagerBackend):
 
     def _load_or_compile(self) -> torch.jit.ScriptModule:
         path = self.cache_path
+        if path.is_file() and not cache_is_intact(path):
+            log.info("compiled model cache %s does not match its hash; compiling afresh", path)
+            path.unlink(missing_ok=True)
         if path.is_file():
             try:
                 with warnings.catch_warnings():
@@ -108,6 +111,32 @@ class TorchScriptBackend(EagerBackend):
             return torch.jit.freeze(traced, preserved_attrs=["segment"])
 
 
+def _hash_file(path: Path) -> Path:
+    """The sidecar holding a cached graph's sha256 and size, written after the graph."""
+    return path.with_name(path.name + ".sha256")
+
+
+def cache_is_intact(path: Path) -> bool:
+    """Whether a cached graph still has the hash and size recorded when it was saved.
+
+    A flipped byte inside a TorchScript archive can load fine and compute something
+    else, so loading alone proves nothing; a graph without its record is not trusted.
+    """
+    from umsn_cli.weights.checkpoint import sha256_file
+
+    try:
+        digest, size = _hash_file(path).read_text().split()
+        return path.stat().st_size == int(size) and sha256_file(path) == digest
+    except (OSError, ValueError):
+        return False
+
+
+def cached_graphs() -> list[Path]:
+    """Every compiled graph under the cache root (for ``umsn weights verify``)."""
+    folder = cache_root() / "torchscript"
+    return sorted(folder.glob("*.pt")) if folder.is_dir() else []
+
+
 def _save_atomically(module: torch.jit.ScriptModule, path: Path) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
@@ -116,7 +145,11 @@ def _save_atomically(module: torch.jit.ScriptModule, path: Path) -> None:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", DeprecationWarning)
             torch.jit.save(module, tmp)
+        from umsn_cli.weights.checkpoint import sha256_file
+
+        record = f"{sha256_file(tmp)} {Path(tmp).stat().st_size}\n"
         os.replace(tmp, path)
+        _hash_file(path).write_text(record)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise

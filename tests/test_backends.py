@@ -215,3 +215,36 @@ def test_cuda_backend_runs_on_the_gpu(lite_model, faces, reference):
     assert backend.info.device.startswith("cuda")
     restored, _ = backend.deblur(faces)
     torch.testing.assert_close(restored, reference[0], atol=2e-2, rtol=0)
+
+
+def test_torchscript_never_uses_a_silently_corrupted_cache(lite_model, faces):
+    """64 flipped bytes can load and compute something else: the hash catches them."""
+    first = TorchScriptBackend(lite_model, weights_key="d" * 64)
+    reference = first.deblur(faces)[0]
+    data = bytearray(first.cache_path.read_bytes())
+    middle = len(data) // 2
+    data[middle : middle + 64] = bytes(b ^ 0xFF for b in data[middle : middle + 64])
+    first.cache_path.write_bytes(bytes(data))
+    again = TorchScriptBackend(lite_model, weights_key="d" * 64)
+    torch.testing.assert_close(again.deblur(faces)[0], reference)
+    from umsn_cli.backends.torchscript import cache_is_intact
+
+    assert cache_is_intact(again.cache_path)  # rebuilt, with a new record
+
+
+def test_weights_verify_checks_the_compiled_graphs(lite_model):
+    from typer.testing import CliRunner
+
+    from umsn_cli.cli import app
+
+    backend = TorchScriptBackend(lite_model, weights_key="e" * 64)
+    runner = CliRunner()
+    good = runner.invoke(app, ["weights", "verify"])
+    assert good.exit_code == 0, good.output
+    assert "compiled graph" in good.stdout and str(backend.cache_path) in good.stdout
+    data = bytearray(backend.cache_path.read_bytes())
+    data[100] ^= 0xFF
+    backend.cache_path.write_bytes(bytes(data))
+    bad = runner.invoke(app, ["weights", "verify"])
+    assert bad.exit_code == 1 and "BAD" in bad.stdout
+    assert not backend.cache_path.exists()  # removed: compiled again on next use

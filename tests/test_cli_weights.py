@@ -87,7 +87,7 @@ def test_verify_reports_a_damaged_import(tiny_checkpoint):
     copy.write_bytes(bytes(data))
     bad = run("verify", ident)
     assert bad.stdout.startswith("BAD")
-    assert "1 of 1 weights files are damaged" in assert_one_line_error(bad)
+    assert "1 local file(s) are damaged" in assert_one_line_error(bad)
     # Using a damaged import removes it and says how to recover.
     message = assert_one_line_error(run("fetch", ident))
     assert "damaged" in message and "umsn weights import" in message

@@ -115,10 +115,11 @@ def verify(
         bad += not ok
         status = "[green]OK[/]" if ok else "[red]BAD[/]"
         out_console.print(f"{status}  {ident}  {file}", markup=True)
+    bad += _verify_compiled() if ref is None else 0
     if bad:
         raise WeightsError(
-            f"{bad} of {len(checks)} weights files are damaged; run `umsn weights fetch ID` "
-            "to replace downloaded ones, or import imported ones again"
+            f"{bad} local file(s) are damaged; run `umsn weights fetch ID` to replace "
+            "downloaded weights, or import imported ones again (compiled graphs are rebuilt)"
         )
 
 
@@ -134,6 +135,21 @@ def import_(
         f"imported {file} ({record.config}, {_human(record.num_params, '')} parameters); "
         f"use it with --model {record.id}"
     )
+
+
+def _verify_compiled() -> int:
+    """Check the compiled-graph cache; a damaged graph is removed (it is rebuilt on use)."""
+    from umsn_cli.backends.torchscript import cache_is_intact, cached_graphs
+
+    bad = 0
+    for graph in cached_graphs():
+        ok = cache_is_intact(graph)
+        if not ok:
+            graph.unlink(missing_ok=True)
+            bad += 1
+        status = "[green]OK[/]" if ok else "[red]BAD[/] (removed: compiled again on next use)"
+        out_console.print(f"{status}  compiled graph  {graph}", markup=True)
+    return bad
 
 
 def _local_files(ref: str | None) -> list[tuple[str, Path, str, int]]:
