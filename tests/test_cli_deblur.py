@@ -523,3 +523,19 @@ def test_rewritten_jpegs_keep_exif_dpi_and_the_source_quantisation(tmp_path, tin
         from PIL import JpegImagePlugin
 
         assert JpegImagePlugin.get_sampling(after) == JpegImagePlugin.get_sampling(before)
+
+
+def test_ext_that_drops_alpha_or_16_bits_says_so(tmp_path, tiny_checkpoint):
+    rgba = save(face(mode="RGBA"), tmp_path / "in" / "a.png")
+    deep = tmp_path / "in" / "b.png"
+    import png as pypng
+
+    pixels = (np.asarray(face(), dtype=np.uint16) * 257).reshape(128, -1)
+    with deep.open("wb") as fh:
+        pypng.Writer(128, 128, greyscale=False, bitdepth=16).write(fh, pixels)
+    result = deblur(tiny_checkpoint, rgba, deep, "-o", tmp_path / "out", "--ext", "jpg", "-v")
+    assert result.exit_code == 0, result.output
+    assert "a.png: .jpg has no alpha channel" in result.stderr
+    assert "b.png: .jpg holds 8 bits per channel" in result.stderr
+    quiet = deblur(tiny_checkpoint, rgba, "-o", tmp_path / "out2", "-v")  # PNG keeps both
+    assert "no alpha channel" not in quiet.stderr

@@ -319,3 +319,16 @@ def test_earlier_results_inside_a_walked_folder_are_not_inputs(tmp_path):
     again = synth(src, "-o", src / "synth", "--recursive", "--overwrite")
     assert again.exit_code == 0, again.output
     assert "1 done" in again.stderr
+
+
+def test_a_16_bit_source_is_reduced_with_a_warning(tmp_path):
+    import png as pypng
+
+    deep = tmp_path / "in" / "deep.png"
+    deep.parent.mkdir(parents=True)
+    rows = (np.asarray(face(), dtype=np.uint16) * 257).reshape(128, -1)
+    with deep.open("wb") as fh:
+        pypng.Writer(128, 128, greyscale=False, bitdepth=16).write(fh, rows)
+    result = synth(deep, "-o", tmp_path / "out", "--verbose")
+    assert result.exit_code == 0, result.output
+    assert "16-bit source reduced to 8 bits" in result.stderr

@@ -25,6 +25,7 @@ from umsn_cli.errors import ImageError, UmsnError, UsageError, one_line
 from umsn_cli.images import (
     LoadedImage,
     atomic_write,
+    lost_in,
     normalise_ext,
     output_suffix,
     read_image,
@@ -195,6 +196,9 @@ def _batches(
             continue
         claimed.update((str(target).casefold(), job.source) for target in outputs.values())
         report.warnings.extend((job.source, w) for w in image.warnings)
+        if "image" in outputs:
+            lost = lost_in(image, outputs["image"].suffix)
+            report.warnings.extend((job.source, w) for w in lost)
         if options.mode == "auto":
             kind = "an aligned crop" if mode == "aligned" else "a photo"
             report.notes.append((job.source, f"treated as {kind} (--mode auto)"))

@@ -205,6 +205,17 @@ def output_suffix(like: LoadedImage, ext: str | None) -> str:
     return _FORMAT_SUFFIX[fmt]
 
 
+def lost_in(like: LoadedImage, suffix: str) -> list[str]:
+    """What writing ``like`` as ``suffix`` (an ``--ext`` choice) cannot keep, said plainly."""
+    fmt = _SUFFIX_FORMATS.get(suffix.lower())
+    lost = []
+    if like.alpha is not None and fmt not in _ALPHA_FORMATS:
+        lost.append(f"{suffix} has no alpha channel: transparency is dropped (use --ext png)")
+    if like.bit_depth == 16 and fmt not in _SIXTEEN_BIT_FORMATS:
+        lost.append(f"{suffix} holds 8 bits per channel: the 16-bit source is reduced to 8")
+    return lost
+
+
 def normalise_ext(ext: str) -> str:
     """``--ext`` as a suffix (".png"), or a :class:`UsageError` for a type we cannot write."""
     suffix = "." + ext.strip().lower().lstrip(".")

@@ -428,6 +428,8 @@ def _synthesise(
     warnings = list(image.warnings)
     if image.alpha is not None:
         warnings.append("alpha channel dropped: the pairs are RGB")
+    if image.bit_depth == 16:
+        warnings.append("16-bit source reduced to 8 bits: the pairs are 8-bit PNGs")
     sharp8 = _to_uint8(image.rgb)
     sharp = sharp8.astype(np.float32) / 255
     mask = _class_mask(plan, job, sharp8.shape[:2], warnings) if options.mode == "class" else None
