@@ -539,3 +539,50 @@ def test_ext_that_drops_alpha_or_16_bits_says_so(tmp_path, tiny_checkpoint):
     assert "b.png: .jpg holds 8 bits per channel" in result.stderr
     quiet = deblur(tiny_checkpoint, rgba, "-o", tmp_path / "out2", "-v")  # PNG keeps both
     assert "no alpha channel" not in quiet.stderr
+
+
+def test_skip_existing_resumes_an_interrupted_batch(tmp_path, tiny_checkpoint):
+    inputs = [save(face(), tmp_path / "in" / f"f{i}.png") for i in range(3)]
+    out = tmp_path / "out"
+    assert deblur(tiny_checkpoint, inputs[0], "-o", out).exit_code == 0
+    done_before = (out / "f0.png").read_bytes()
+    (out / ".f1.png.abcd.tmp.png").write_bytes(b"half")  # a killed run's leftover
+    again = deblur(tiny_checkpoint, tmp_path / "in", "-o", out, "--skip-existing")
+    assert again.exit_code == 0, again.output
+    assert "2 done, 0 failed, 1 skipped (already done)" in again.stderr
+    assert (out / "f0.png").read_bytes() == done_before
+    assert {"f0.png", "f1.png", "f2.png"} <= set(files(out))
+    plain = deblur(tiny_checkpoint, tmp_path / "in", "-o", out)
+    assert plain.exit_code == 1  # without the flag, an existing output is a failure
+    both = deblur(tiny_checkpoint, inputs[0], "-o", out, "--skip-existing", "--overwrite")
+    assert_clean_error(both, 2)
+
+
+def test_shards_split_a_batch_without_overlap(tmp_path, tiny_checkpoint):
+    for i in range(7):
+        save(face(), tmp_path / "in" / f"f{i}.png")
+    seen = []
+    for k in (1, 2, 3):
+        out = tmp_path / f"out{k}"
+        result = deblur(tiny_checkpoint, tmp_path / "in", "-o", out, "--shard", f"{k}/3")
+        assert result.exit_code == 0, result.output
+        seen += files(out)
+    assert sorted(seen) == [f"f{i}.png" for i in range(7)]
+    for bad in ("0/3", "4/3", "a/b", "3"):
+        result = deblur(tiny_checkpoint, tmp_path / "in", "-o", tmp_path / "x", "--shard", bad)
+        assert "--shard" in assert_clean_error(result, 2)
+
+
+def test_piped_stdout_lists_the_files_written_and_quiet_silences_the_rest(
+    tmp_path, tiny_checkpoint
+):
+    a = save(face(), tmp_path / "in" / "a.png")
+    out = tmp_path / "out"
+    result = deblur(tiny_checkpoint, a, "-o", out, "--side-by-side", "-q")
+    assert result.exit_code == 0, result.output
+    assert result.stdout.splitlines() == [str(out / "a.png"), str(out / "a_compare.png")]
+    assert result.stderr == ""  # -q: no summary, no backend line
+    broken = tmp_path / "in" / "broken.png"
+    broken.write_bytes(b"no image")
+    failed = deblur(tiny_checkpoint, broken, a, "-o", tmp_path / "o2", "-q")
+    assert failed.exit_code == 1 and "broken.png" in failed.stderr

@@ -54,6 +54,7 @@ class Options:
     mode: str = "aligned"  # deblur: aligned crops, whole photos, or auto per image
     photo: PhotoOptions = field(default_factory=PhotoOptions)
     save_faces: bool = False  # photo mode: each face's aligned crop before and after
+    skip_existing: bool = False  # a job whose outputs all exist is done already: skip it
 
     def __post_init__(self) -> None:
         """Refuse impossible options before any file is read or any model loaded."""
@@ -63,6 +64,8 @@ class Options:
             raise UsageError(f"--mode {self.mode}: choose one of {', '.join(MODES)}")
         if self.task == "segment" and self.mode != "aligned":
             raise UsageError("segment works on aligned face crops only; leave out --mode")
+        if self.skip_existing and self.overwrite:
+            raise UsageError("--skip-existing and --overwrite contradict each other; pick one")
         if self.batch_size < 1:
             raise UsageError(f"--batch-size {self.batch_size}: give 1 or more")
         if self.ext is not None:
@@ -75,6 +78,8 @@ class Report:
     failed: list[tuple[Path, str]] = field(default_factory=list)
     warnings: list[tuple[Path, str]] = field(default_factory=list)
     notes: list[tuple[Path, str]] = field(default_factory=list)  # shown with --verbose
+    skipped: list[Path] = field(default_factory=list)  # --skip-existing: already complete
+    written: list[Path] = field(default_factory=list)  # every file written, in order
     faces: int = 0  # faces restored (an aligned crop is one)
     seconds: float = 0.0
 
@@ -132,7 +137,7 @@ def _run_aligned(
         return
     for item, (rgb, probs) in zip(batch, results, strict=True):
         try:
-            _write_outputs(item, rgb, probs, options)
+            report.written += _write_outputs(item, rgb, probs, options)
         except UmsnError as exc:
             _fail(report, item.job.source, str(exc), on_file)
             continue
@@ -148,7 +153,7 @@ def _run_photo(item: _Item, restorer: Restorer, options: Options, report: Report
         _fail(report, source, f"inference failed ({one_line(exc)})", on_file)
         return
     try:
-        _write_outputs(item, result.rgb, None, options, photo=result)
+        report.written += _write_outputs(item, result.rgb, None, options, photo=result)
     except UmsnError as exc:
         _fail(report, source, str(exc), on_file)
         return
@@ -181,6 +186,11 @@ def _batches(
             image = read_image(job.source)
             mode = _mode(image, restorer, options)
             outputs = _plan_outputs(job, image, options, mode)
+            if options.skip_existing and all(t.exists() for t in outputs.values()):
+                report.skipped.append(job.source)
+                if on_file:
+                    on_file(job.source)
+                continue
             for target in outputs.values():
                 check_not_input(target, sources)
                 owner = claimed.get(str(target).casefold())
@@ -259,7 +269,7 @@ def _write_outputs(
     probs: np.ndarray | None,
     options: Options,
     photo: PhotoResult | None = None,
-):
+) -> list[Path]:
     written: list[Path] = []
     labels = labels_from_probs(probs) if probs is not None else None
     writers: dict[str, Callable[[Path], None]] = {
@@ -292,6 +302,7 @@ def _write_outputs(
         for path in written:  # all of a job's files, or none
             path.unlink(missing_ok=True)
         raise
+    return written
 
 
 def _face_outputs(job: Job, photo: PhotoResult, options: Options) -> dict[str, Path]:

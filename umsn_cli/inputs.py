@@ -154,3 +154,18 @@ def _walk(directory: Path, *, recursive: bool) -> list[tuple[Path, Path]]:
             if not name.startswith(".") and Path(name).suffix.lower() in IMAGE_SUFFIXES
         )
     return pairs
+
+
+def shard(jobs: Sequence[Job], spec: str | None) -> list[Job]:
+    """The K-th of N interleaved parts of ``jobs`` for ``--shard K/N`` (K from 1).
+
+    Deterministic and coordination-free: every process of a SLURM array or an indexed
+    job plans the same sorted list and keeps every N-th job from its own offset, so the
+    N shards together cover each input exactly once.
+    """
+    if spec is None:
+        return list(jobs)
+    k, sep, n = spec.partition("/")
+    if not (sep and k.isdigit() and n.isdigit() and 1 <= int(k) <= int(n)):
+        raise UsageError(f"--shard {spec}: give K/N with 1 ≤ K ≤ N, e.g. --shard 2/8")
+    return list(jobs[int(k) - 1 :: int(n)])

@@ -10,7 +10,7 @@ import typer
 from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from umsn_cli.cli._common import err_console, report_problems
+from umsn_cli.cli._common import err_console, out_console, report_problems
 
 if TYPE_CHECKING:
     from umsn_cli.batch import Report
@@ -41,6 +41,17 @@ PRECISION = typer.Option(
 BATCH_SIZE = typer.Option(8, "--batch-size", min=1, max=1024, help="Faces per forward pass.")
 OFFLINE = typer.Option(False, "--offline", help="Never use the network (also UMSN_OFFLINE=1).")
 VERBOSE = typer.Option(False, "--verbose", "-v", help="Print every per-file warning.")
+QUIET = typer.Option(False, "--quiet", "-q", help="Print only errors (no summary, warnings).")
+SKIP_EXISTING = typer.Option(
+    False, "--skip-existing", help="Skip inputs whose outputs all exist (resume a batch)."
+)
+SHARD = typer.Option(
+    None,
+    "--shard",
+    metavar="K/N",
+    help="Process only the K-th of N interleaved parts of the inputs (cluster arrays).",
+    show_default=False,
+)
 
 
 EXAMPLE = typer.Option(
@@ -64,6 +75,8 @@ def run_batch(
     precision: str,
     offline: bool,
     verbose: bool,
+    quiet: bool = False,
+    shard: str | None = None,
     **options,
 ) -> None:
     """Plan, load, run with a progress bar, summarise; exit 1 if any file failed."""
@@ -71,6 +84,7 @@ def run_batch(
     from umsn_cli.api import Restorer
     from umsn_cli.examples import write_example
     from umsn_cli.inputs import plan_jobs
+    from umsn_cli.inputs import shard as shard_of
 
     # Every usage mistake is reported before the (slow) model load.
     settings = batch.Options(task=task, **options)
@@ -81,6 +95,7 @@ def run_batch(
             items.append(str(write_example(Path(scratch) / "astronaut_blurred.png")))
         missing: list[tuple[Path, str]] = []  # inputs that name nothing: failed, not fatal
         jobs = plan_jobs(items, output, recursive=recursive, suffix=suffix, missing=missing)
+        jobs = shard_of(jobs, shard)
         with err_console.status("loading the model…"):
             restorer = Restorer.load(
                 model,
@@ -90,7 +105,8 @@ def run_batch(
                 offline=offline or None,
                 progress=True,
             )
-        err_console.print(f"using {restorer.info}")
+        if not quiet:
+            err_console.print(f"using {restorer.info}")
         columns = (
             TextColumn("{task.description}"),
             BarColumn(),
@@ -104,17 +120,27 @@ def run_batch(
                 jobs, restorer, settings, on_file=lambda _path: progress.advance(bar)
             )
         report.failed[:0] = missing
-    _summarise(task, report, output, verbose=verbose or len(jobs) == 1)
+    _summarise(task, report, output, verbose=verbose or len(jobs) == 1, quiet=quiet)
 
 
-def _summarise(task: str, report: Report, output: Path, *, verbose: bool) -> None:
-    if verbose:
-        for source, note in report.notes:
-            err_console.print(f"{escape(str(source))}: {escape(note)}", style="dim")
-    report_problems(report.warnings, report.failed, verbose=verbose)
-    err_console.print(
-        f"{task}: {len(report.done)} done, {len(report.failed)} failed in "
-        f"{report.seconds:.1f} s ({report.faces_per_second:.1f} faces/s) → {escape(str(output))}"
-    )
+def _summarise(task: str, report: Report, output: Path, *, verbose: bool, quiet: bool) -> None:
+    # Piped (`umsn deblur … | xargs …`): stdout carries the files written, one per line;
+    # everything for people stays on stderr.
+    if not out_console.is_terminal:
+        for path in report.written:
+            typer.echo(str(path))
+    if quiet:
+        report_problems([], report.failed, verbose=False)
+    else:
+        if verbose:
+            for source, note in report.notes:
+                err_console.print(f"{escape(str(source))}: {escape(note)}", style="dim")
+        report_problems(report.warnings, report.failed, verbose=verbose)
+        skipped = f", {len(report.skipped)} skipped (already done)" if report.skipped else ""
+        err_console.print(
+            f"{task}: {len(report.done)} done, {len(report.failed)} failed{skipped} in "
+            f"{report.seconds:.1f} s ({report.faces_per_second:.1f} faces/s) → "
+            f"{escape(str(output))}"
+        )
     if report.failed:
         raise typer.Exit(1)

@@ -58,6 +58,9 @@ def deblur(
     batch_size: int = opt.BATCH_SIZE,
     offline: bool = opt.OFFLINE,
     verbose: bool = opt.VERBOSE,
+    quiet: bool = opt.QUIET,
+    skip_existing: bool = opt.SKIP_EXISTING,
+    shard: str | None = opt.SHARD,
 ) -> None:
     """Restore blurred faces in photos or aligned face crops into the -o folder.
 
@@ -78,6 +81,9 @@ def deblur(
         precision=precision,
         offline=offline,
         verbose=verbose,
+        quiet=quiet,
+        shard=shard,
+        skip_existing=skip_existing,
         ext=ext,
         overwrite=overwrite,
         side_by_side=side_by_side,

@@ -28,6 +28,9 @@ def segment(
     batch_size: int = opt.BATCH_SIZE,
     offline: bool = opt.OFFLINE,
     verbose: bool = opt.VERBOSE,
+    quiet: bool = opt.QUIET,
+    skip_existing: bool = opt.SKIP_EXISTING,
+    shard: str | None = opt.SHARD,
 ) -> None:
     """Segment faces into background, skin, features and hair.
 
@@ -46,6 +49,9 @@ def segment(
         precision=precision,
         offline=offline,
         verbose=verbose,
+        quiet=quiet,
+        shard=shard,
+        skip_existing=skip_existing,
         overwrite=overwrite,
         save_probs=probs,
         batch_size=batch_size,
