@@ -586,3 +586,13 @@ def test_piped_stdout_lists_the_files_written_and_quiet_silences_the_rest(
     broken.write_bytes(b"no image")
     failed = deblur(tiny_checkpoint, broken, a, "-o", tmp_path / "o2", "-q")
     assert failed.exit_code == 1 and "broken.png" in failed.stderr
+
+
+def test_help_shows_flags_as_flags_and_offers_completion():
+    for command in (["deblur", "--help"], ["weights", "list", "--help"], ["--help"]):
+        result = run(*command)
+        assert result.exit_code == 0
+        assert "<bool>" not in result.output
+    top = run("--help").output
+    assert "--install-completion" in top
+    assert "--overwrite " in run("deblur", "--help").output

@@ -15,7 +15,11 @@ app = typer.Typer(
     name="umsn",
     help="Restore blurred photos of faces with UMSN, offline, on an ordinary CPU.",
     no_args_is_help=True,
-    add_completion=False,
+    # `umsn --install-completion` for bash, zsh, fish and PowerShell.
+    add_completion=True,
+    # Plain help, as click prints it: flags read as flags (the rich renderer of this
+    # Typer shows "<bool>" beside every one) and help pipes cleanly into less or grep.
+    rich_markup_mode=None,
     pretty_exceptions_enable=False,
     context_settings={"help_option_names": ["-h", "--help"]},
 )

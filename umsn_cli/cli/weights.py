@@ -20,6 +20,7 @@ from umsn_cli.weights.manifest import WeightsEntry, load_manifest
 app = typer.Typer(
     help="List, download, verify and import model weights.",
     no_args_is_help=True,
+    rich_markup_mode=None,
     context_settings={"help_option_names": ["-h", "--help"]},
 )
 
