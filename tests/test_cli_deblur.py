@@ -596,3 +596,27 @@ def test_help_shows_flags_as_flags_and_offers_completion():
     top = run("--help").output
     assert "--install-completion" in top
     assert "--overwrite " in run("deblur", "--help").output
+
+
+def test_stdin_to_stdout_pipes_one_image(tmp_path, tiny_checkpoint):
+    import io as _io
+
+    source = save(face(), tmp_path / "a.jpg", quality=90)
+    data = source.read_bytes()
+    result = CliRunner().invoke(
+        app,
+        ["deblur", "-", "-o", "-", "--model", str(tiny_checkpoint), "--backend", "cpu"],
+        input=data,
+    )
+    assert result.exit_code == 0, result.stderr
+    with Image.open(_io.BytesIO(result.stdout_bytes)) as out:
+        assert out.format == "JPEG" and out.size == (128, 128)
+    assert "deblur: 1 done" in result.stderr
+    from_file = run("deblur", source, "-o", "-", "--model", tiny_checkpoint, "--ext", "png")
+    assert from_file.stdout_bytes.startswith(b"\x89PNG")
+    empty = CliRunner().invoke(app, ["deblur", "-", "-o", tmp_path / "o"], input=b"")
+    assert "standard input is empty" in assert_clean_error(empty, 2)
+    many = run("deblur", source, source, "-o", "-")
+    assert "exactly one input" in assert_clean_error(many, 2)
+    extra = run("deblur", source, "-o", "-", "--side-by-side")
+    assert_clean_error(extra, 2)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import io
+import sys
 import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -11,6 +13,7 @@ from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from umsn_cli.cli._common import err_console, out_console, report_problems
+from umsn_cli.errors import ImageError, UsageError
 
 if TYPE_CHECKING:
     from umsn_cli.batch import Report
@@ -18,7 +21,9 @@ if TYPE_CHECKING:
 INPUTS = typer.Argument(
     None, help="Image files, folders or quoted glob patterns.", show_default=False
 )
-OUTPUT = typer.Option(..., "-o", "--output", help="Output folder (created if missing).")
+OUTPUT = typer.Option(
+    ..., "-o", "--output", help="Output folder (created if missing); - for standard output."
+)
 RECURSIVE = typer.Option(False, "--recursive", "-r", help="Walk folders recursively.")
 SUFFIX = typer.Option("", "--suffix", help="Appended to every output name, e.g. _restored.")
 OVERWRITE = typer.Option(False, "--overwrite", help="Replace existing outputs.")
@@ -88,9 +93,16 @@ def run_batch(
 
     # Every usage mistake is reported before the (slow) model load.
     settings = batch.Options(task=task, **options)
-    batch.check_output_folder(output)
+    items = list(inputs or [])
+    to_stdout = str(output) == "-"
+    _check_pipe(task, items, to_stdout, example=example, settings=settings)
+    if not to_stdout:
+        batch.check_output_folder(output)
     with tempfile.TemporaryDirectory(prefix="umsn-example-") as scratch:
-        items = list(inputs or [])
+        if items == ["-"]:
+            items = [str(_stdin_to_file(Path(scratch)))]
+        if to_stdout:
+            output = Path(scratch) / "out"
         if example:
             items.append(str(write_example(Path(scratch) / "astronaut_blurred.png")))
         missing: list[tuple[Path, str]] = []  # inputs that name nothing: failed, not fatal
@@ -120,13 +132,52 @@ def run_batch(
                 jobs, restorer, settings, on_file=lambda _path: progress.advance(bar)
             )
         report.failed[:0] = missing
+        if to_stdout:
+            _summarise(task, report, Path("-"), verbose=True, quiet=quiet, paths=False)
+            if report.written:
+                sys.stdout.buffer.write(report.written[0].read_bytes())
+                sys.stdout.buffer.flush()
+            return
     _summarise(task, report, output, verbose=verbose or len(jobs) == 1, quiet=quiet)
 
 
-def _summarise(task: str, report: Report, output: Path, *, verbose: bool, quiet: bool) -> None:
+def _check_pipe(task: str, items: list[str], to_stdout: bool, *, example: bool, settings) -> None:
+    """``-`` reads one image from stdin and ``-o -`` writes one result to stdout."""
+    if "-" in items and (len(items) > 1 or example):
+        raise UsageError("`-` (standard input) must be the only input")
+    if to_stdout and (items != ["-"] and (len(items) != 1 or Path(items[0]).is_dir())):
+        raise UsageError("-o - writes one image to standard output: give exactly one input file")
+    if to_stdout and (task != "deblur" or settings.side_by_side or settings.save_masks
+                      or settings.save_faces or settings.save_probs):  # fmt: skip
+        raise UsageError(
+            "-o - writes only the restored image; drop the extra outputs or use -o DIR"
+        )
+
+
+def _stdin_to_file(folder: Path) -> Path:
+    """The image on standard input, saved under a suffix that names its format."""
+    from PIL import Image, UnidentifiedImageError
+
+    data = sys.stdin.buffer.read()
+    if not data:
+        raise UsageError("`-`: standard input is empty; pipe an image into umsn")
+    try:
+        with Image.open(io.BytesIO(data)) as image:
+            fmt = image.format or "PNG"
+    except (UnidentifiedImageError, OSError) as exc:
+        raise ImageError("`-`: standard input is not an image (cannot identify format)") from exc
+    suffix = {"JPEG": ".jpg", "TIFF": ".tif", "WEBP": ".webp", "BMP": ".bmp", "GIF": ".gif"}
+    path = folder / f"stdin{suffix.get(fmt, '.png')}"
+    path.write_bytes(data)
+    return path
+
+
+def _summarise(
+    task: str, report: Report, output: Path, *, verbose: bool, quiet: bool, paths: bool = True
+) -> None:
     # Piped (`umsn deblur … | xargs …`): stdout carries the files written, one per line;
     # everything for people stays on stderr.
-    if not out_console.is_terminal:
+    if paths and not out_console.is_terminal:
         for path in report.written:
             typer.echo(str(path))
     if quiet:
