@@ -620,3 +620,15 @@ def test_stdin_to_stdout_pipes_one_image(tmp_path, tiny_checkpoint):
     assert "exactly one input" in assert_clean_error(many, 2)
     extra = run("deblur", source, "-o", "-", "--side-by-side")
     assert_clean_error(extra, 2)
+
+
+def test_same_stem_different_types_are_both_restored(tmp_path, tiny_checkpoint):
+    src = tmp_path / "in"
+    save(face(128), src / "a.png")
+    save(face(128), src / "a.jpg", quality=90)
+    out = tmp_path / "out"
+    result = deblur(tiny_checkpoint, src, "-o", out)
+    assert result.exit_code == 0, result.output
+    assert files(out) == ["a.jpg", "a.png"]
+    forced = deblur(tiny_checkpoint, src, "-o", tmp_path / "o2", "--ext", "png")
+    assert "would both be written" in assert_clean_error(forced, 2)

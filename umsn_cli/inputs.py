@@ -74,10 +74,16 @@ def plan_jobs(
     recursive: bool,
     suffix: str = "",
     missing: list[tuple[Path, str]] | None = None,
+    by_name: bool = False,
 ) -> list[Job]:
     """Plan one job per input file: directory inputs mirror their tree below ``out_dir``,
     files and glob matches go straight into it; ``suffix`` is appended to every stem.
-    ``missing``: see :func:`expand_inputs`."""
+    ``missing``: see :func:`expand_inputs`.
+
+    Two inputs with one stem (``a.png``, ``a.jpg``) are refused, because their outputs
+    are named by the stem, unless ``by_name``: outputs keep the input's type, so they
+    differ, and the caller checks the real output names once it knows them.
+    """
     if "/" in suffix or os.sep in suffix:
         raise UsageError(f"--suffix {suffix!r} contains a path separator; use -o to pick a folder")
     out_dir = Path(out_dir)
@@ -90,7 +96,7 @@ def plan_jobs(
             continue  # an earlier run's results inside the walked directory, not inputs
         stem = out_dir / file.relative_to(base).parent / (file.stem + suffix)
         # Case-folded: on macOS and Windows "A.jpg" and "a.jpg" are one output file.
-        key = str(stem).casefold()
+        key = str(stem).casefold() + (file.suffix.casefold() if by_name else "")
         if key in claimed:
             raise UsageError(
                 f"{claimed[key]} and {file} would both be written as {stem}.*; rename one, "

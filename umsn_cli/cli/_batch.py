@@ -106,7 +106,12 @@ def run_batch(
         if example:
             items.append(str(write_example(Path(scratch) / "astronaut_blurred.png")))
         missing: list[tuple[Path, str]] = []  # inputs that name nothing: failed, not fatal
-        jobs = plan_jobs(items, output, recursive=recursive, suffix=suffix, missing=missing)
+        # deblur without --ext names each output like its input (a.png, a.jpg); the batch
+        # checks the real names, including the PNG a format that cannot hold it becomes.
+        by_name = task == "deblur" and settings.ext is None
+        jobs = plan_jobs(
+            items, output, recursive=recursive, suffix=suffix, missing=missing, by_name=by_name
+        )
         jobs = shard_of(jobs, shard)
         with err_console.status("loading the model…"):
             restorer = Restorer.load(
