@@ -165,3 +165,16 @@ def test_without_the_detector_photo_mode_says_what_to_do(monkeypatch):
     monkeypatch.setitem(sys.modules, "yuface", None)  # import yuface → ImportError
     with pytest.raises(MissingExtraError, match="--mode aligned"):
         detect_faces(scene())
+
+
+def test_small_faces_in_large_photos_are_found_in_tiles():
+    """A 64 px face in a 3200 px photo is 19 px in the downscaled view: tiles find it."""
+    photo = paste_face(scene(3200, 2000), 2100, 900, 64)
+    photo = paste_face(photo, 300, 300, 900)  # and a big one, found once, not per tile
+    found = detect_faces(photo, min_face=24)
+    boxes = sorted(f.box for f in found)
+    assert len(found) == 2, boxes
+    small = min(found, key=lambda f: f.size)
+    assert 2090 <= small.box[0] < 2150 and 890 <= small.box[1] < 960
+    # Without the tile pass (a large --min-face) only the big face is seen.
+    assert len(detect_faces(photo, min_face=300)) == 1

@@ -123,7 +123,7 @@ def frame_face(rgb: np.ndarray, landmarks: np.ndarray) -> tuple[np.ndarray, floa
 def prepare_photo(rgb: np.ndarray, options: PrepareOptions) -> tuple[list[PreparedFace], list[str]]:
     """The training faces of one photo, and one reason for each face that was skipped."""
     height, width = rgb.shape[:2]
-    found = detect_faces(rgb)
+    found = detect_faces(rgb, min_face=options.min_face)
     faces, small = choose_faces(
         found, (width, height), min_face=options.min_face, max_faces=options.max_faces
     )

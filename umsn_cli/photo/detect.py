@@ -40,8 +40,54 @@ class Face:
         return left + width / 2, top + height / 2
 
 
-def detect_faces(rgb: np.ndarray) -> list[Face]:
-    """Every face YuNet finds in an H×W×3 float image in [0, 1], most confident first."""
+def detect_faces(rgb: np.ndarray, min_face: float = 24) -> list[Face]:
+    """Every face YuNet finds in an H×W×3 float image in [0, 1], most confident first.
+
+    YuNet sees at most :data:`DETECTION_SIDE` pixels at a time and finds faces from
+    about :data:`SMALLEST_FACE` pixels. A photo whose downscaled view would shrink a
+    ``min_face`` face below that is also searched in overlapping tiles, at the scale
+    where ``min_face`` becomes :data:`SMALLEST_FACE` (a 150 px face in an 11000 px
+    photo is 13 px at 960). Detections of one face from both passes are merged.
+    """
+    detect = _yunet()
+    height, width = rgb.shape[:2]
+    scale = min(1.0, DETECTION_SIDE / max(height, width))
+    faces = _detect(detect, rgb, scale)
+    tile_scale = min(1.0, SMALLEST_FACE / max(min_face, 1))
+    if scale < tile_scale:
+        # A face too small for the whole view (under SMALLEST_FACE / scale photo px) must
+        # lie whole in some tile: the overlap covers it, with a margin.
+        overlap = min(DETECTION_SIDE // 2, int(1.5 * SMALLEST_FACE * tile_scale / scale) + 16)
+        faces += _detect_tiled(detect, rgb, tile_scale, overlap)
+    return _merge(faces)
+
+
+#: About the smallest face (box side, px) YuNet finds.
+SMALLEST_FACE = 16
+
+
+def _detect_tiled(detect, rgb: np.ndarray, scale: float, overlap: int) -> list[Face]:
+    """YuNet over overlapping tiles of ``rgb`` resized by ``scale``, in photo coordinates."""
+    height, width = rgb.shape[:2]
+    pixels = Image.fromarray(np.rint(np.clip(rgb, 0, 1) * 255).astype(np.uint8))
+    if scale < 1:
+        pixels = pixels.resize((round(width * scale), round(height * scale)), Image.BILINEAR)
+    small = np.asarray(pixels).astype(np.float32) / 255
+    sx, sy = width / small.shape[1], height / small.shape[0]
+    step = DETECTION_SIDE - overlap
+    faces = []
+    for top in range(0, max(1, small.shape[0] - overlap), step):
+        for left in range(0, max(1, small.shape[1] - overlap), step):
+            tile = small[top : top + DETECTION_SIDE, left : left + DETECTION_SIDE]
+            for f in _detect(detect, tile, 1.0):
+                x, y, w, h = f.box
+                box = ((x + left) * sx, (y + top) * sy, w * sx, h * sy)
+                points = np.add(f.landmarks, (left, top)) * (sx, sy)
+                faces.append(Face(box, points, f.confidence))
+    return faces
+
+
+def _yunet():
     try:
         from yuface import c_detect
     except ImportError as exc:  # declared, but without wheels for some platforms
@@ -49,8 +95,12 @@ def detect_faces(rgb: np.ndarray) -> list[Face]:
             "photo mode needs the face detector yuface (pip install yuface; x86-64 Linux "
             "and Windows only); for aligned face crops pass --mode aligned"
         ) from exc
+    return c_detect
+
+
+def _detect(detect, rgb: np.ndarray, scale: float) -> list[Face]:
+    """YuNet on ``rgb`` resized by ``scale``; coordinates in ``rgb``'s pixels."""
     height, width = rgb.shape[:2]
-    scale = min(1.0, DETECTION_SIDE / max(height, width))
     pixels = np.rint(np.clip(rgb, 0, 1) * 255).astype(np.uint8)
     if scale < 1:
         size = (max(1, round(width * scale)), max(1, round(height * scale)))
@@ -60,7 +110,7 @@ def detect_faces(rgb: np.ndarray) -> list[Face]:
         scale_x = scale_y = 1.0
     # YuNet wants contiguous BGR; each row of its answer is: confidence (percent), box
     # x, y, w, h, then the 5 landmarks as x, y pairs (int16, so boxes may start < 0).
-    rows = c_detect(np.ascontiguousarray(pixels[:, :, ::-1])).astype(np.float64)
+    rows = detect(np.ascontiguousarray(pixels[:, :, ::-1])).astype(np.float64)
     faces = []
     for row in rows:
         confidence = row[0] / 100
@@ -70,7 +120,25 @@ def detect_faces(rgb: np.ndarray) -> list[Face]:
         points = row[5:15].reshape(5, 2) * (scale_x, scale_y)
         box = (x * scale_x, y * scale_y, w * scale_x, h * scale_y)
         faces.append(Face(box, points, float(confidence)))
-    return sorted(faces, key=lambda f: -f.confidence)
+    return faces
+
+
+def _merge(faces: list[Face], overlap: float = 0.3) -> list[Face]:
+    """One detection per face: the most confident of boxes overlapping by IoU > overlap."""
+    kept: list[Face] = []
+    for face in sorted(faces, key=lambda f: -f.confidence):
+        if all(_iou(face.box, other.box) <= overlap for other in kept):
+            kept.append(face)
+    return kept
+
+
+def _iou(a: tuple[float, ...], b: tuple[float, ...]) -> float:
+    ax, ay, aw, ah = a
+    bx, by, bw, bh = b
+    w = max(0.0, min(ax + aw, bx + bw) - max(ax, bx))
+    h = max(0.0, min(ay + ah, by + bh) - max(ay, by))
+    union = aw * ah + bw * bh - w * h
+    return w * h / union if union > 0 else 0.0
 
 
 def choose_faces(

@@ -62,7 +62,7 @@ def restore_photo(
     """Restore every chosen face of an H×W×3 photo; everything else stays bit-exact."""
     options = options or PhotoOptions()
     height, width = rgb.shape[:2]
-    found = detect_faces(rgb)
+    found = detect_faces(rgb, min_face=options.min_face)
     faces, small = choose_faces(
         found,
         (width, height),
