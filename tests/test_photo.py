@@ -178,3 +178,30 @@ def test_small_faces_in_large_photos_are_found_in_tiles():
     assert 2090 <= small.box[0] < 2150 and 890 <= small.box[1] < 960
     # Without the tile pass (a large --min-face) only the big face is seen.
     assert len(detect_faces(photo, min_face=300)) == 1
+
+
+def test_a_face_cut_by_the_border_gets_no_change_from_invented_pixels(restorer, monkeypatch):
+    """The crop past the photo's edge is invented: its change is never pasted, and the
+    paste fades out before the photo's edge instead of smudging it."""
+    from umsn_cli.photo import pipeline
+    from umsn_cli.photo.paste import real_pixels_mask
+
+    # The tiny random S-Net finds no face pixels: paste the whole crop instead.
+    monkeypatch.setattr(pipeline, "face_mask", lambda probs: torch.ones(probs.shape[-2:]))
+
+    photo = paste_face(scene(), -60, 150, 200)  # the left part of the face is outside
+    result = restore_photo(photo, restorer)
+    (face,) = result.faces
+    height, width = photo.shape[:2]
+    valid = real_pixels_mask(face.alignment, height, width)
+    inside = torch.from_numpy(np.ones((height, width), np.float32))[None]
+    from umsn_cli.photo.align import warp
+
+    real = warp(inside, face.alignment.inverse(), (face.alignment.size,) * 2)[0] >= 0.999
+    assert not bool(real.all())  # the crop does reach past the border
+    assert float(valid[~real].max()) == 0.0  # nothing from there is pasted
+    assert float(valid[real].max()) == 1.0
+    assert result.mask[:, 0].max() < 0.05  # faded out at the photo's edge
+    assert result.mask.max() > 0.5  # the real half of the face is restored
+    unchanged = result.mask == 0
+    assert np.array_equal(result.rgb[unchanged], photo[unchanged])

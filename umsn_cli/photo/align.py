@@ -77,8 +77,12 @@ def align(landmarks: np.ndarray, input_size: int) -> Alignment:
 
 
 def crop(photo: torch.Tensor, alignment: Alignment) -> torch.Tensor:
-    """The aligned face crop (3×S×S) from a 3×H×W photo; edges repeat past the border."""
-    return warp(photo, alignment.inverse(), (alignment.size, alignment.size), "bicubic", "border")
+    """The aligned face crop (3×S×S) from a 3×H×W photo; past its border the photo is
+    mirrored (which looks like more of the scene to the network, where repeated edge
+    pixels look like streaks); :func:`umsn_cli.photo.paste.real_pixels_mask` keeps that
+    part out of the paste."""
+    size = (alignment.size, alignment.size)
+    return warp(photo, alignment.inverse(), size, "bicubic", "reflection")
 
 
 def warp(

@@ -34,6 +34,23 @@ def face_mask(probs: np.ndarray) -> torch.Tensor:
     return (face[0, 0] * ramp[None, :] * ramp[:, None]).clamp(0, 1)
 
 
+def real_pixels_mask(alignment: Alignment, height: int, width: int) -> torch.Tensor:
+    """S×S weight that is 0 wherever the crop had no real photo pixels, and fades in.
+
+    A face cut by the photo's border gets a crop whose outside part is invented (the
+    photo mirrored). The model's change there is never pasted, and near it the change
+    fades out over the feather width, so nothing invented bleeds into the real pixels.
+    """
+    size = alignment.size
+    inside = warp(torch.ones(1, height, width), alignment.inverse(), (size, size), "bilinear")
+    inside = (inside >= 0.999).float()[None]  # 1×1×S×S: crop pixels wholly inside
+    if bool(inside.all()):
+        return torch.ones(size, size)
+    grow = max(1, round(FEATHER * size))
+    shrunk = -F.max_pool2d(-inside, 2 * grow + 1, stride=1, padding=grow)  # erode
+    return (_gaussian(shrunk, FEATHER * size / 2)[0, 0] * inside[0, 0]).clamp(0, 1)
+
+
 class Canvas:
     """Accumulates weighted changes from several faces, then applies them to the photo."""
 

@@ -15,7 +15,7 @@ from umsn_cli.api import Restorer
 from umsn_cli.images import from_array
 from umsn_cli.photo.align import Alignment, align, crop
 from umsn_cli.photo.detect import Face, choose_faces, detect_faces
-from umsn_cli.photo.paste import Canvas, face_mask
+from umsn_cli.photo.paste import Canvas, face_mask, real_pixels_mask
 
 
 @dataclass(frozen=True)
@@ -86,7 +86,8 @@ def restore_photo(
     restored = []
     for face, alignment, before, result in zip(faces, alignments, crops, results, strict=True):
         change = torch.from_numpy(result.rgb - before).permute(2, 0, 1)
-        canvas.add(alignment, change, face_mask(result.probs))
+        mask = face_mask(result.probs) * real_pixels_mask(alignment, height, width)
+        canvas.add(alignment, change, mask)
         restored.append(RestoredFace(face, alignment, before, result.rgb, result.probs))
     notes.append(f"{len(faces)} face(s) restored")
     return PhotoResult(canvas.result(), canvas.mask(), restored, notes)
