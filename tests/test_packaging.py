@@ -79,3 +79,23 @@ def test_wheel_holds_no_data_or_tests(wheel: zipfile.ZipFile):
     for name in wheel.namelist():
         assert not name.startswith("tests/")
         assert not name.lower().endswith((".jpg", ".jpeg"))
+
+
+def test_every_declared_dependency_is_imported_by_the_package():
+    """A dependency nobody imports is an install cost for nothing (tqdm, imageio were)."""
+    import re
+
+    tomllib = pytest.importorskip("tomllib")  # Python 3.11+
+    root = Path(__file__).resolve().parents[1]
+    declared = tomllib.loads((root / "pyproject.toml").read_text())["project"]["dependencies"]
+    module_of = {"pillow": "PIL", "scikit-image": "skimage", "pypng": "png"}
+    sources = "\n".join(
+        p.read_text() for folder in ("umsn_cli", "backends") for p in (root / folder).rglob("*.py")
+    )
+    unused = []
+    for requirement in declared:
+        name = re.match(r"[A-Za-z0-9_.-]+", requirement)[0].lower()
+        module = module_of.get(name, name.replace("-", "_"))
+        if not re.search(rf"^\s*(import|from) {re.escape(module)}\b", sources, re.MULTILINE):
+            unused.append(name)
+    assert unused == []

@@ -168,3 +168,14 @@ def test_a_bnet_run_exports_with_its_snet_as_bnet_fast(tmp_path, dataset, monkey
         torch.testing.assert_close(v, snet[f"snet.{k}"])
     entry = json.loads((tmp_path / "w.json").read_text())
     assert entry["id"] == "bnet-test-tiny-fast.celebamask-v1"
+
+
+def test_a_checkpoint_of_another_format_version_is_refused(tmp_path, dataset):
+    out = tmp_path / "s"
+    common = ["--data", dataset["data"], "--masks", dataset["masks"], *FAST_MODEL]
+    ok(train("snet", *common, "--steps", "2", "--out", out))
+    state = torch.load(out / "last.pt", weights_only=True)
+    state["format_version"] = 99
+    torch.save(state, out / "last.pt")
+    result = train("snet", *common, "--steps", "4", "--out", out, "--resume")
+    assert result.exit_code == 1 and "format_version 99" in result.output

@@ -29,8 +29,9 @@ from umsn_cli.blur import add_noise, blur_batch
 from umsn_cli.blur.kernels import shen_bank
 from umsn_cli.errors import DatasetMissingError, ImageError, UsageError
 from umsn_cli.images import read_image
+from umsn_cli.inputs import IMAGE_SUFFIXES
 from umsn_cli.labels import one_hot
-from umsn_cli.train.data import IMAGE_SUFFIXES, FaceSet, load_faces
+from umsn_cli.train.data import FaceSet, load_faces
 from umsn_cli.train.validation import canonical
 
 _SHEN_NAME = re.compile(r"^(?P<face>.+)_ker(?P<index>\d+)_blur_k(?P<size>\d+)$")

@@ -67,6 +67,11 @@ def read_train_state(path: Path) -> dict[str, Any]:
         raise WeightsError(f"{path}: not a readable training checkpoint ({one_line(exc)})") from exc
     if not isinstance(data, dict) or data.get("format") != FORMAT:
         raise WeightsError(f"{path}: not a umsn training checkpoint (written by `umsn train`)")
+    if data.get("format_version") != FORMAT_VERSION:
+        raise WeightsError(
+            f"{path}: training checkpoint format_version {data.get('format_version')!r}, but "
+            f"this umsn reads {FORMAT_VERSION}; resume it with the umsn that wrote it"
+        )
     return data
 
 

@@ -24,10 +24,10 @@ from PIL import Image
 
 from umsn_cli.blur.degrade import MIXES, DegradationMix, degrade
 from umsn_cli.errors import UsageError
+from umsn_cli.inputs import IMAGE_SUFFIXES
 from umsn_cli.labels import one_hot, read_celebamask_labels
 from umsn_cli.paths import cache_root
 
-IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp"}
 SIZE = 128  # the network input
 MARGIN = 1.25  # stored faces cover this much more than the canonical crop
 _CACHE_VERSION = 1
