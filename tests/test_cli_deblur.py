@@ -632,3 +632,19 @@ def test_same_stem_different_types_are_both_restored(tmp_path, tiny_checkpoint):
     assert files(out) == ["a.jpg", "a.png"]
     forced = deblur(tiny_checkpoint, src, "-o", tmp_path / "o2", "--ext", "png")
     assert "would both be written" in assert_clean_error(forced, 2)
+
+
+def test_a_bug_in_inference_is_not_reported_as_a_memory_problem(
+    tmp_path, tiny_checkpoint, monkeypatch
+):
+    from umsn_cli.api import Restorer
+
+    def bug(self, images):
+        raise RuntimeError("mat1 and mat2 shapes cannot be multiplied (1x2 and 3x4)")
+
+    monkeypatch.setattr(Restorer, "deblur_batch", bug)
+    save(face(128), tmp_path / "in" / "a.png")
+    result = deblur(tiny_checkpoint, tmp_path / "in", "-o", tmp_path / "out")
+    assert result.exit_code != 0
+    assert "--batch-size 1" not in result.output
+    assert isinstance(result.exception, RuntimeError)  # surfaces as the bug it is

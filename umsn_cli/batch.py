@@ -128,7 +128,9 @@ def _run_aligned(
         return
     try:
         results = _infer(restorer, options, [item.image for item in batch])
-    except (RuntimeError, MemoryError) as exc:  # e.g. out of memory for this batch
+    except (RuntimeError, MemoryError) as exc:
+        if not _out_of_memory(exc):
+            raise  # a bug, not this batch's fault: do not dress it up as a per-file failure
         message = f"inference failed ({one_line(exc)})"
         if len(batch) > 1:
             message += "; try --batch-size 1"
@@ -150,6 +152,8 @@ def _run_photo(item: _Item, restorer: Restorer, options: Options, report: Report
     try:
         result = restore_photo(item.image.rgb, restorer, options.photo)
     except (RuntimeError, MemoryError) as exc:
+        if not _out_of_memory(exc):
+            raise
         _fail(report, source, f"inference failed ({one_line(exc)})", on_file)
         return
     try:
@@ -162,6 +166,18 @@ def _run_photo(item: _Item, restorer: Restorer, options: Options, report: Report
         kind.append((source, note))
     report.faces += len(result.faces)
     _done(report, source, on_file)
+
+
+#: How torch and its allocators word running out of memory (CPU, CUDA, MPS).
+_OOM_WORDS = ("out of memory", "not enough memory", "can't allocate", "failed to allocate")
+
+
+def _out_of_memory(exc: BaseException) -> bool:
+    """Whether an inference error is a lack of memory, which a smaller batch can avoid."""
+    if isinstance(exc, MemoryError) or type(exc).__name__ == "OutOfMemoryError":
+        return True
+    text = str(exc).lower()
+    return any(words in text for words in _OOM_WORDS)
 
 
 def _done(report: Report, source: Path, on_file: Progress | None) -> None:

