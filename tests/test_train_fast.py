@@ -40,7 +40,7 @@ def test_fast_family_trains_every_stage_and_exports(tmp_path, dataset):
     )  # fmt: skip
     ok(result)
     (val,) = [line for line in log_lines(out) if line["kind"] == "val" and line["step"] == 2]
-    assert math.isfinite(val["psnr"])
+    assert math.isfinite(val["psnr"]) and math.isfinite(val["psnr_aligned_blurry"])
     model, meta = load_checkpoint(tmp_path / "w.pt")
     assert model.config.family == "fast" and meta["training"]["degradation"] == "real"
 

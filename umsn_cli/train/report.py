@@ -63,7 +63,18 @@ def plot_curves(history: list[dict], path: Path) -> None:
     val = [h for h in history if h.get("kind") == "val"]
     loss = {"loss": [(h["step"], h["loss"]) for h in train]}
     val_keys = [
-        k for k in ("psnr", "psnr_blurry", "f_m1", "f_m2", "f_m3", "f_m4") if val and k in val[-1]
+        k
+        for k in (
+            "psnr",
+            "psnr_blurry",
+            "psnr_aligned",
+            "psnr_aligned_blurry",
+            "f_m1",
+            "f_m2",
+            "f_m3",
+            "f_m4",
+        )
+        if val and k in val[-1]
     ]
     scores = {k: [(h["step"], h[k]) for h in val if k in h] for k in val_keys}
     top = _panel("training loss", loss, (640, 240), log=True)
