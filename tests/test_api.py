@@ -140,3 +140,28 @@ def test_bad_settings_are_refused_before_the_weights(tmp_path, tiny_checkpoint):
         Restorer.load(missing, backend="cpu", device="tpu:zero")
     with pytest.raises(BackendUnavailableError, match="'cpu'"):
         Restorer.load(str(tiny_checkpoint), backend="cpu", device="meta")
+
+
+def test_a_whole_photo_gets_photo_mode_like_the_cli(tmp_path, tiny_checkpoint, model):
+    """deblur() on a photo finds, restores and pastes its faces, as `umsn deblur` does."""
+    from photo_helpers import paste_face, scene
+
+    from umsn_cli import restore
+
+    photo = np.rint(paste_face(scene(), 200, 120, 200) * 255).astype(np.uint8)
+    result = restore(photo, **model)
+    assert result.mode == "photo" and len(result.faces) == 1
+    left, top, _, _ = result.faces[0]
+    assert 200 <= left < 300 and 120 <= top < 260
+    assert result.image.shape == photo.shape
+    source = tmp_path / "photo.png"
+    Image.fromarray(photo).save(source)
+    cli = CliRunner().invoke(app, ["deblur", str(source), "-o", str(tmp_path / "out"), *(
+        "--model", model["model"], "--backend", "cpu")])  # fmt: skip
+    assert cli.exit_code == 0, cli.output
+    np.testing.assert_array_equal(np.asarray(Image.open(tmp_path / "out" / "photo.png")),
+                                  result.image)  # fmt: skip
+    crop = deblur(face(128), **model, mode="aligned")
+    assert crop.shape == (128, 128, 3)
+    with pytest.raises(UsageError, match="mode"):
+        deblur(face(128), **model, mode="nope")

@@ -17,12 +17,13 @@ except PackageNotFoundError:  # running from a source tree that is not installed
 
 _LAZY = {
     "deblur": "umsn_cli.api",
+    "restore": "umsn_cli.api",
     "segment": "umsn_cli.api",
     "load_restorer": "umsn_cli.api",
     "Restorer": "umsn_cli.api",
 }
 
-__all__ = ["Restorer", "__version__", "deblur", "load_restorer", "segment"]
+__all__ = ["Restorer", "__version__", "deblur", "load_restorer", "restore", "segment"]
 
 
 def __getattr__(name: str) -> Any:

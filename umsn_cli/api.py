@@ -1,7 +1,9 @@
-"""The Python API: restore or segment aligned face crops given as arrays or PIL images.
+"""The Python API: restore face crops or whole photos, or segment crops, given as arrays
+or PIL images, as the CLI does.
 
->>> from umsn_cli import deblur, segment
->>> restored = deblur(pil_image)            # same type, size and channels as the input
+>>> from umsn_cli import deblur, restore, segment
+>>> restored = deblur(pil_image)            # a crop or a whole photo, like `umsn deblur`
+>>> restore(photo).faces                    # what was found: boxes, the mode chosen
 >>> probs = segment(numpy_image)            # 4×H×W class probabilities
 
 :class:`Restorer` is the reusable object behind both (and behind the CLI): weights
@@ -102,13 +104,73 @@ def load_restorer(
     return Restorer.load(model, backend=backend, device=device, precision=precision)
 
 
-def deblur(image: ImageLike, *, model: str = "umsn-lite", backend: str = "auto") -> ImageLike:
-    """Restore one aligned face crop; returns the same type, size, channels and dtype."""
+@dataclass
+class Restoration:
+    """What :func:`restore` did to one image."""
+
+    image: ImageLike  # the result, in the caller's type, size, channels and dtype
+    mode: str  # "aligned" (the image was a face crop) or "photo"
+    faces: list[tuple[float, float, float, float]]  # photo mode: boxes (left, top, w, h)
+    notes: list[str]  # what the CLI prints with --verbose (faces too small, none found)
+
+
+MODES = ("auto", "aligned", "photo")
+
+
+def restore(
+    image: ImageLike,
+    *,
+    model: str = "umsn-lite",
+    backend: str = "auto",
+    mode: str = "auto",
+    min_face: int = 24,
+    max_faces: int | None = None,
+    only_center_face: bool = False,
+) -> Restoration:
+    """Restore an aligned face crop or every face of a photo, as ``umsn deblur`` does.
+
+    ``mode="auto"`` decides like the CLI: a small, roughly square image filled by one
+    face is a crop, anything else a photo, whose faces are found, aligned, restored and
+    pasted back; the face options are the CLI's ``--min-face`` and friends.
+    """
+    from umsn_cli.errors import UsageError
+    from umsn_cli.photo.pipeline import PhotoOptions, choose_mode, restore_photo
+
+    if mode not in MODES:
+        raise UsageError(f"mode {mode!r}: choose one of {', '.join(MODES)}")
     loaded = _load(image)
-    result = load_restorer(model, backend).deblur_batch([loaded])[0]
+    restorer = load_restorer(model, backend)
+    chosen = choose_mode(loaded.rgb, mode, restorer.input_size)
+    if chosen == "aligned":
+        rgb, faces, notes = restorer.deblur_batch([loaded])[0].rgb, [], []
+    else:
+        options = PhotoOptions(min_face, max_faces, only_center_face)
+        result = restore_photo(loaded.rgb, restorer, options)
+        rgb, notes = result.rgb, result.notes
+        faces = [tuple(float(v) for v in f.face.box) for f in result.faces]
     if isinstance(image, Image.Image):
-        return _to_pil(result.rgb, loaded, image.mode)
-    return to_array(result.rgb, loaded)
+        out: ImageLike = _to_pil(rgb, loaded, image.mode)
+    else:
+        out = to_array(rgb, loaded)
+    return Restoration(out, chosen, faces, notes)  # type: ignore[arg-type]
+
+
+def deblur(
+    image: ImageLike,
+    *,
+    model: str = "umsn-lite",
+    backend: str = "auto",
+    mode: str = "auto",
+    min_face: int = 24,
+    max_faces: int | None = None,
+    only_center_face: bool = False,
+) -> ImageLike:
+    """Restore a face crop or a photo (see :func:`restore`); same type, size, channels and
+    dtype back."""
+    return restore(
+        image, model=model, backend=backend, mode=mode, min_face=min_face,
+        max_faces=max_faces, only_center_face=only_center_face,
+    ).image  # fmt: skip
 
 
 def segment(image: ImageLike, *, model: str = "umsn-lite", backend: str = "auto") -> np.ndarray:

@@ -34,7 +34,7 @@ from umsn_cli.images import (
     write_image,
 )
 from umsn_cli.inputs import Job, check_not_input, resolved_sources
-from umsn_cli.photo.pipeline import PhotoOptions, PhotoResult, looks_aligned, restore_photo
+from umsn_cli.photo.pipeline import PhotoOptions, PhotoResult, choose_mode, restore_photo
 from umsn_cli.visualize import labels_from_probs, overlay, side_by_side, to_uint8
 
 MODES = ("auto", "aligned", "photo")
@@ -249,9 +249,9 @@ def _batches(
 
 
 def _mode(image: LoadedImage, restorer: Restorer, options: Options) -> str:
-    if options.task == "segment" or options.mode != "auto":
-        return "aligned" if options.task == "segment" else options.mode
-    return "aligned" if looks_aligned(image.rgb, restorer.input_size) else "photo"
+    if options.task == "segment":
+        return "aligned"
+    return choose_mode(image.rgb, options.mode, restorer.input_size)
 
 
 def _plan_outputs(job: Job, image: LoadedImage, options: Options, mode: str) -> dict[str, Path]:

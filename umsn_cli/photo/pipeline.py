@@ -56,6 +56,13 @@ def looks_aligned(rgb: np.ndarray, input_size: int) -> bool:
     return not faces or (len(faces) == 1 and faces[0].box[2] >= 0.3 * width)
 
 
+def choose_mode(rgb: np.ndarray, mode: str, input_size: int) -> str:
+    """``--mode`` for one image: "aligned" or "photo" (``auto`` asks :func:`looks_aligned`)."""
+    if mode == "auto":
+        return "aligned" if looks_aligned(rgb, input_size) else "photo"
+    return mode
+
+
 def restore_photo(
     rgb: np.ndarray, restorer: Restorer, options: PhotoOptions | None = None
 ) -> PhotoResult:
