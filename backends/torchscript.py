@@ -13,8 +13,6 @@ it still works in torch 2.x and its deprecation warnings are silenced here.
 from __future__ import annotations
 
 import logging
-import os
-import tempfile
 import warnings
 from pathlib import Path
 
@@ -23,6 +21,7 @@ from torch import nn
 
 from umsn_cli.backends.cpu import CPUBackend
 from umsn_cli.backends.eager import EagerBackend
+from umsn_cli.files import sha256_file, temporary_file, write_text
 from umsn_cli.nn import UMSN
 from umsn_cli.paths import cache_root
 
@@ -122,8 +121,6 @@ def cache_is_intact(path: Path) -> bool:
     A flipped byte inside a TorchScript archive can load fine and compute something
     else, so loading alone proves nothing; a graph without its record is not trusted.
     """
-    from umsn_cli.weights.checkpoint import sha256_file
-
     try:
         digest, size = _hash_file(path).read_text().split()
         return path.stat().st_size == int(size) and sha256_file(path) == digest
@@ -138,18 +135,10 @@ def cached_graphs() -> list[Path]:
 
 
 def _save_atomically(module: torch.jit.ScriptModule, path: Path) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
-    try:
+    """The graph, then its hash record (a graph without a record is never trusted)."""
+    with temporary_file(path) as tmp:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", DeprecationWarning)
-            torch.jit.save(module, tmp)
-        from umsn_cli.weights.checkpoint import sha256_file
-
-        record = f"{sha256_file(tmp)} {Path(tmp).stat().st_size}\n"
-        os.replace(tmp, path)
-        _hash_file(path).write_text(record)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+            torch.jit.save(module, str(tmp))
+        record = f"{sha256_file(tmp)} {tmp.stat().st_size}\n"
+    write_text(_hash_file(path), record)

@@ -579,9 +579,9 @@ def test_a_full_disk_is_an_error_and_leaves_no_truncated_jpeg(full_disk):
 
 def test_a_short_write_that_raises_nothing_is_still_caught(tmp_path, monkeypatch):
     """The length check catches a writer that drops bytes silently (what the encoder did)."""
-    import umsn_cli.images as images
+    import builtins
 
-    real_fdopen = os.fdopen
+    import umsn_cli.files as files_module
 
     class Lossy:
         def __init__(self, fh):
@@ -599,7 +599,11 @@ def test_a_short_write_that_raises_nothing_is_still_caught(tmp_path, monkeypatch
         def __exit__(self, *exc):
             self.fh.close()
 
-    monkeypatch.setattr(images.os, "fdopen", lambda fd, mode: Lossy(real_fdopen(fd, mode)))
+    def lossy_open(path, mode="r", *args, **kwargs):
+        fh = builtins.open(path, mode, *args, **kwargs)  # noqa: SIM115 - returned open
+        return Lossy(fh) if mode == "wb" else fh
+
+    monkeypatch.setattr(files_module, "open", lossy_open, raising=False)
     loaded = from_array(_noisy_photo(64, 48))
     with pytest.raises(ImageError, match="shorter than its data"):
         write_image(tmp_path / "out.jpg", loaded.rgb, loaded)

@@ -144,7 +144,8 @@ def test_snet_writes_checkpoints_log_and_pictures(tmp_path, dataset):
 
 
 def test_pipeline_snet_fnets_umsn_export(tmp_path, dataset):
-    from umsn_cli.weights.checkpoint import load_checkpoint, sha256_file
+    from umsn_cli.files import sha256_file
+    from umsn_cli.weights.checkpoint import load_checkpoint
     from umsn_cli.weights.manifest import parse_manifest
 
     s = tmp_path / "s"

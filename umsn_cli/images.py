@@ -13,11 +13,7 @@ pypng and tifffile decode and encode those. Writes go through a temporary file a
 
 from __future__ import annotations
 
-import errno
-import functools
 import io
-import os
-import tempfile
 import warnings
 import zlib
 from collections.abc import Callable
@@ -31,6 +27,7 @@ import tifffile
 from PIL import Image, UnidentifiedImageError
 
 from umsn_cli.errors import ImageError, UsageError, one_line
+from umsn_cli.files import write_bytes
 
 _ORIENTATION = 0x0112  # EXIF tag: how the stored pixels must be turned to stand upright
 
@@ -587,76 +584,24 @@ def _write_tiff16(fh: BinaryIO, pixels: np.ndarray, icc: bytes | None) -> None:
 
 
 def atomic_write(path: Path, encode: Callable[[BinaryIO], None], *, overwrite: bool) -> None:
-    """Encode into a temporary file beside ``path``, then rename it into place, so a crash, a
-    full disk or an encoder error never leaves a half-written image (or a clobbered one)."""
+    """Encode in memory, then write through :func:`umsn_cli.files.temporary_file`: a crash,
+    a full disk or an encoder error never leaves a half-written (or clobbered) image.
+
+    In memory first because Pillow's JPEG encoder can lose a short write to a file (a
+    full disk) without raising; :func:`umsn_cli.files.write_bytes` checks the length.
+    """
     if path.is_dir():
         raise ImageError(f"{path}: is a directory; choose another output name")
     if path.exists() and not overwrite:
         raise ImageError(f"{path}: already exists; pass --overwrite to replace it")
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, name = tempfile.mkstemp(
-            dir=path.parent, prefix=f".{path.name}.", suffix=f".tmp{path.suffix}"
-        )
-    except OSError as exc:
-        raise ImageError(
-            f"{path}: cannot create it ({one_line(exc)}); check that its folder is writable"
-        ) from exc
-    temporary = Path(name)
-    try:
-        # Encode in memory first: Pillow's JPEG encoder can lose a short write to a
-        # file (a full disk) without raising, so the bytes are written here and the
-        # file's length is checked before it gets its final name.
         buffer = io.BytesIO()
         encode(buffer)
-        data = buffer.getvalue()
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        if temporary.stat().st_size != len(data):
-            raise OSError(errno.ENOSPC, "the file came out shorter than its data (disk full?)")
-        temporary.chmod(_new_file_mode())
-        if overwrite:
-            os.replace(temporary, path)
-        else:
-            _link_no_clobber(temporary, path)
+        write_bytes(path, buffer.getvalue(), overwrite=overwrite)
     except FileExistsError as exc:
-        temporary.unlink(missing_ok=True)
         raise ImageError(f"{path}: already exists; pass --overwrite to replace it") from exc
     except (OSError, ValueError, png.Error) as exc:
-        temporary.unlink(missing_ok=True)
         raise ImageError(
             f"{path}: cannot write it ({one_line(exc)}); check free space and permissions, "
             "or choose another output type"
         ) from exc
-    except BaseException:
-        temporary.unlink(missing_ok=True)
-        raise
-
-
-def _link_no_clobber(temporary: Path, path: Path) -> None:
-    """Give the finished file its name only if nobody has taken it meanwhile.
-
-    A hard link fails with ``FileExistsError`` when ``path`` exists, atomically, so two
-    processes writing into one folder never replace each other's outputs (a rename
-    would). File systems without hard links get the rename after a last check.
-    """
-    try:
-        os.link(temporary, path)
-    except FileExistsError:
-        raise
-    except OSError:
-        if path.exists():
-            raise FileExistsError(errno.EEXIST, "already exists", str(path)) from None
-        os.replace(temporary, path)
-        return
-    temporary.unlink()
-
-
-@functools.cache
-def _new_file_mode() -> int:
-    """mkstemp makes 0600 files; outputs should get the usual 0666 less the umask."""
-    umask = os.umask(0o022)
-    os.umask(umask)
-    return 0o666 & ~umask

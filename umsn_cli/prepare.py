@@ -35,7 +35,8 @@ import torch
 from PIL import Image
 
 from umsn_cli.errors import ImageError, UmsnError, UsageError, one_line
-from umsn_cli.images import atomic_write, read_image, save_label_png, save_rgb8
+from umsn_cli.files import write_text
+from umsn_cli.images import read_image, save_label_png, save_rgb8
 from umsn_cli.inputs import plan_jobs
 from umsn_cli.photo.align import TEMPLATE, TEMPLATE_SIZE, similarity, warp
 from umsn_cli.photo.detect import choose_faces, detect_faces
@@ -224,7 +225,7 @@ def run(
         if on_file:
             on_file(job.source)
     text = "".join(json.dumps(line) + "\n" for line in lines)
-    atomic_write(output / "prepare.jsonl", lambda fh: fh.write(text.encode()), overwrite=True)
+    write_text(output / "prepare.jsonl", text)
     report.seconds = time.perf_counter() - start
     return report
 
@@ -241,5 +242,4 @@ def read_prepared_crop(folder: Path) -> float | None:
 
 
 def _write_json(path: Path, data: dict) -> None:
-    text = json.dumps(data, indent=2) + "\n"
-    atomic_write(path, lambda fh: fh.write(text.encode()), overwrite=True)
+    write_text(path, json.dumps(data, indent=2) + "\n")

@@ -251,12 +251,18 @@ def _speed_model(model: str, offline: bool):
 
 
 def _write(json_file: Path | None, markdown_file: Path | None, data: dict, markdown: str) -> None:
-    from umsn_cli.images import atomic_write
+    from umsn_cli.files import write_text
 
-    if json_file is not None:
-        text = json.dumps(data, indent=2, ensure_ascii=False) + "\n"
-        atomic_write(json_file, lambda fh: fh.write(text.encode()), overwrite=True)
-        err_console.print(f"numbers → {escape(str(json_file))}")
-    if markdown_file is not None:
-        atomic_write(markdown_file, lambda fh: fh.write(markdown.encode()), overwrite=True)
-        err_console.print(f"tables → {escape(str(markdown_file))}")
+    for path, text, what in (
+        (json_file, json.dumps(data, indent=2, ensure_ascii=False) + "\n", "numbers"),
+        (markdown_file, markdown, "tables"),
+    ):
+        if path is None:
+            continue
+        try:
+            write_text(path, text)
+        except OSError as exc:
+            raise UsageError(
+                f"{path}: cannot write it ({exc.strerror or exc}); choose a writable path"
+            ) from exc
+        err_console.print(f"{what} → {escape(str(path))}")

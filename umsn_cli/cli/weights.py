@@ -13,8 +13,8 @@ from rich.table import Table
 
 from umsn_cli.cli._common import err_console, out_console, reports_errors
 from umsn_cli.errors import OfflineError, WeightsError
+from umsn_cli.files import sha256_file
 from umsn_cli.weights import store
-from umsn_cli.weights.checkpoint import sha256_file
 from umsn_cli.weights.manifest import WeightsEntry, load_manifest
 
 app = typer.Typer(

@@ -8,7 +8,6 @@ state (a uint8 tensor) for the same reason: a numpy RNG state would need pickle.
 from __future__ import annotations
 
 import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -16,8 +15,8 @@ import torch
 from torch import nn
 
 from umsn_cli.errors import UsageError, WeightsError, one_line
+from umsn_cli.files import temporary_file
 from umsn_cli.train.config import TrainConfig
-from umsn_cli.weights.checkpoint import replace_into
 
 FORMAT = "umsn-train"
 FORMAT_VERSION = 1
@@ -48,14 +47,8 @@ def save_train_state(
         "sampler_rng": sampler_states or [sampler.generator.get_state()],
         "history": history,
     }
-    fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    try:
+    with temporary_file(path) as tmp:
         torch.save(data, tmp)
-        replace_into(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
 
 
 def read_train_state(path: Path) -> dict[str, Any]:

@@ -13,7 +13,6 @@ from __future__ import annotations
 import hashlib
 import json
 import math
-import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -24,6 +23,7 @@ from PIL import Image
 
 from umsn_cli.blur.degrade import MIXES, DegradationMix, degrade
 from umsn_cli.errors import UsageError
+from umsn_cli.files import temporary_file
 from umsn_cli.inputs import IMAGE_SUFFIXES
 from umsn_cli.labels import one_hot, read_celebamask_labels
 from umsn_cli.paths import cache_root
@@ -88,11 +88,9 @@ def load_faces(folder: Path, masks: Path | None = None, crop: float = 0.75) -> F
     stored = None
     if mask_files is not None:
         stored = np.stack([_framed_mask(m, outer, side) for m in mask_files])
-    cache.parent.mkdir(parents=True, exist_ok=True)
-    tmp = cache.with_suffix(f".tmp{os.getpid()}.npz")
     arrays = {"images": images} if stored is None else {"images": images, "masks": stored}
-    np.savez(tmp, **arrays)
-    os.replace(tmp, cache)
+    with temporary_file(cache) as tmp:  # its name ends in .npz, so savez keeps it
+        np.savez(tmp, **arrays)
     return FaceSet(stems, images, stored, crop / outer)
 
 

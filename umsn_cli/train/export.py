@@ -14,10 +14,11 @@ from pathlib import Path
 from typing import Any
 
 from umsn_cli.errors import UsageError
+from umsn_cli.files import sha256_file, write_text
 from umsn_cli.nn import UMSN, count_parameters, get_config
 from umsn_cli.nn.config import plain
 from umsn_cli.train.checkpoint import read_train_state
-from umsn_cli.weights.checkpoint import save_checkpoint, sha256_file
+from umsn_cli.weights.checkpoint import save_checkpoint
 
 DATA_TERMS = (
     "Trained on CelebAMask-HQ faces (celebamask-mini): non-commercial research use only, "
@@ -97,5 +98,5 @@ def export_run(
         "data_terms": DATA_TERMS,
         "training_config": json.dumps(cfg, sort_keys=True),
     }
-    dest.with_suffix(".json").write_text(json.dumps(entry, indent=2) + "\n")
+    write_text(dest.with_suffix(".json"), json.dumps(entry, indent=2) + "\n")
     return entry

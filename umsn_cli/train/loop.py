@@ -24,6 +24,7 @@ import torch.distributed as dist
 
 from umsn_cli.blur.degrade import MIXES, DegradationMix, motion_bank, preview
 from umsn_cli.errors import TrainingDiverged, UsageError
+from umsn_cli.files import write_text
 from umsn_cli.images import save_rgb8
 from umsn_cli.nn import get_config
 from umsn_cli.train.checkpoint import (
@@ -145,11 +146,11 @@ def train(cfg: TrainConfig, resume: bool = False, progress: Progress | None = No
     val = validation_set(cfg, stage, holdout).to(device) if rank.main else None
     if rank.main:
         out.mkdir(parents=True, exist_ok=True)
-        (out / "config.json").write_text(json.dumps(cfg.to_dict(), indent=2) + "\n")
+        write_text(out / "config.json", json.dumps(cfg.to_dict(), indent=2) + "\n")
         # Steps logged after the last checkpoint of a killed run are done again: the log
         # restarts from the checkpoint's history so that it never holds a step twice.
         lines = "".join(json.dumps(h) + "\n" for h in history)
-        (out / "log.jsonl").write_text(lines)
+        write_text(out / "log.jsonl", lines)
         if not cfg.perceptual:
             _log(out, history, {"kind": "note", "step": start, "note": "perceptual loss off"})
         save_rgb8(out / "degradations.png", _preview(train_faces, mix, kernels), overwrite=True)
@@ -301,7 +302,7 @@ def _roll_back(
     history = state["history"]
     note = {"kind": "rollback", "step": state["step"], "at_step": step + 1, "loss": loss}
     if rank.main:
-        (out / "log.jsonl").write_text("".join(json.dumps(h) + "\n" for h in history))
+        write_text(out / "log.jsonl", "".join(json.dumps(h) + "\n" for h in history))
         _log(out, history, note)
     return state["step"], history
 

@@ -3,7 +3,8 @@
 Importing this package does not import torch; only loading or saving a model does.
 """
 
-from umsn_cli.weights.checkpoint import load_checkpoint, save_checkpoint, sha256_file
+from umsn_cli.files import sha256_file
+from umsn_cli.weights.checkpoint import load_checkpoint, save_checkpoint
 from umsn_cli.weights.download import download
 from umsn_cli.weights.manifest import (
     InputSpec,

@@ -10,22 +10,21 @@ It holds only tensors and plain containers, so it loads with
 it came from a stranger. Because the config travels inside, a checkpoint always
 rebuilds exactly the network it was trained as.
 
-torch is imported inside the functions that need it, so that :func:`sha256_file` (used
-by the cache and the download code) stays cheap to import.
+torch is imported inside the functions that need it, so that importing this module
+(the weights cache does) stays cheap.
 """
 
 from __future__ import annotations
 
-import hashlib
 import os
 import pickle
 import re
-import tempfile
 import warnings
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from umsn_cli.errors import WeightsError, one_line
+from umsn_cli.files import temporary_file
 
 if TYPE_CHECKING:
     from umsn_cli.nn import UMSN
@@ -34,44 +33,13 @@ FORMAT = "umsn-weights"
 FORMAT_VERSION = 1
 
 _KEYS = {"format", "format_version", "config", "state_dict", "meta"}
-_CHUNK = 1 << 20
-
-
-def sha256_file(path: str | os.PathLike[str]) -> str:
-    """Hex sha256 of a file, read in 1 MiB chunks so large files never sit in memory."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        while chunk := f.read(_CHUNK):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
-def _current_umask() -> int:
-    mask = os.umask(0o022)  # the only portable way to read it is to set it
-    os.umask(mask)
-    return mask
-
-
-# The mode an ordinary open() would give a new file; mkstemp's 0o600 is meant for
-# private scratch files, not for a cache other users or tools may read.
-_NEW_FILE_MODE = 0o666 & ~_current_umask()
-
-
-def replace_into(tmp: str | os.PathLike[str], target: str | os.PathLike[str]) -> None:
-    """Atomically move a finished temp file onto ``target``, with normal permissions."""
-    os.chmod(tmp, _NEW_FILE_MODE)
-    os.replace(tmp, target)
 
 
 def save_checkpoint(
     path: str | os.PathLike[str], model: UMSN, meta: dict[str, Any] | None = None
 ) -> Path:
-    """Write ``model`` as a checkpoint; a crash never leaves a half-written file.
-
-    The data goes to a temp file beside ``path`` and is renamed over it with
-    ``os.replace``, which is atomic on one file system: readers see the old file or
-    the new one, never a mix.
-    """
+    """Write ``model`` as a checkpoint; a crash never leaves a half-written file
+    (:func:`umsn_cli.files.temporary_file`: readers see the old file or the new one)."""
     import torch
 
     path = Path(path)
@@ -83,17 +51,8 @@ def save_checkpoint(
         "state_dict": {k: v.detach().cpu() for k, v in model.state_dict().items()},
         "meta": dict(meta or {}),
     }
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            torch.save(data, f)
-            f.flush()
-            os.fsync(f.fileno())
-        replace_into(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with temporary_file(path) as tmp:
+        torch.save(data, tmp)
     return path
 
 

@@ -21,7 +21,6 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
-import tempfile
 import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
@@ -40,7 +39,7 @@ from rich.progress import (
 
 from umsn_cli import __version__
 from umsn_cli.errors import DownloadError, HashMismatchError, WeightsError
-from umsn_cli.weights.checkpoint import replace_into, sha256_file
+from umsn_cli.files import sha256_file, temporary_file
 
 if TYPE_CHECKING:
     import requests
@@ -160,28 +159,24 @@ def _fetch_once(
     timeout: tuple[float, float],
 ) -> None:
     """One attempt: stream into a temp file, verify, rename. Never leaves the temp file."""
-    fd, tmp_name = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".part")
-    tmp = Path(tmp_name)
     try:
-        with os.fdopen(fd, "wb") as out:
-            digest, received = _stream(url, out, size=size, progress=progress, timeout=timeout)
-            out.flush()
-            os.fsync(out.fileno())
-        if size is not None and received < size:
-            raise _Transient(f"connection closed after {received} of {size} bytes")
-        if digest != sha256:
-            raise HashMismatchError(
-                f"{url} served a file whose sha256 is {digest[:12]}…, not the expected "
-                f"{sha256[:12]}…; the file on the server is wrong or was replaced, report it"
-            )
-        replace_into(tmp, target)
+        with temporary_file(target) as tmp:
+            with open(tmp, "wb") as out:
+                digest, received = _stream(
+                    url, out, size=size, progress=progress, timeout=timeout
+                )
+            if size is not None and received < size:
+                raise _Transient(f"connection closed after {received} of {size} bytes")
+            if digest != sha256:
+                raise HashMismatchError(
+                    f"{url} served a file whose sha256 is {digest[:12]}…, not the expected "
+                    f"{sha256[:12]}…; the file on the server is wrong or was replaced, report it"
+                )
     except OSError as exc:  # the network errors were already translated by _stream
         raise DownloadError(
             f"cannot write {target.parent} ({exc.strerror or exc}); free some disk space "
             "or point UMSN_CACHE at a writable folder"
         ) from exc
-    finally:
-        tmp.unlink(missing_ok=True)
 
 
 def _stream(

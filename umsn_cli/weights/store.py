@@ -29,12 +29,11 @@ manifest entry, in which case it simply becomes that entry's cached file.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import os
 import re
-import tempfile
+import shutil
 from dataclasses import asdict, dataclass
 from importlib.resources import files
 from pathlib import Path
@@ -45,8 +44,9 @@ from umsn_cli.errors import (
     UnknownWeightsError,
     WeightsError,
 )
+from umsn_cli.files import sha256_file, temporary_file, write_text
 from umsn_cli.paths import cache_root
-from umsn_cli.weights.checkpoint import load_checkpoint, replace_into, sha256_file
+from umsn_cli.weights.checkpoint import load_checkpoint
 from umsn_cli.weights.download import download
 from umsn_cli.weights.manifest import Manifest, WeightsEntry, config_names, load_manifest
 
@@ -204,34 +204,33 @@ def import_checkpoint(
     model, _ = load_checkpoint(source)
     entries = manifest if manifest is not None else load_manifest()
     folder = imported_dir()
-    tmp: Path | None = None
     try:
         folder.mkdir(parents=True, exist_ok=True)
-        sha256, tmp = _copy_hashed(source, folder)
+        sha256 = sha256_file(source)
         published = next((e for e in entries if e.sha256 == sha256), None)
         stem = f"{_slug(model.config.name)}.{sha256[:12]}"
         record = ImportedCheckpoint(
             id=published.id if published else IMPORTED_PREFIX + stem,
             config=model.config.name,
             sha256=sha256,
-            size=tmp.stat().st_size,
+            size=source.stat().st_size,
             num_params=count_parameters(model),
             source=str(source.resolve()),
             path=cached_path(published) if published else folder / f"{stem}.pt",
         )
-        replace_into(tmp, record.path)
+        with temporary_file(record.path) as tmp:
+            shutil.copyfile(source, tmp)
+            if sha256_file(tmp) != sha256:
+                raise WeightsError(f"{source} changed while it was imported; import it again")
         if not published:
             # The record is written last: a .pt without its .json is an unfinished import.
             fields = {k: v for k, v in asdict(record).items() if k != "path"}
-            _write_atomic(record.path.with_suffix(".json"), json.dumps(fields, indent=2) + "\n")
+            write_text(record.path.with_suffix(".json"), json.dumps(fields, indent=2) + "\n")
     except OSError as exc:
         raise WeightsError(
             f"cannot copy {source} into {folder} ({exc.strerror or exc}); free some disk "
             f"space or point {ENV_CACHE} at a writable folder"
         ) from exc
-    finally:
-        if tmp is not None:
-            tmp.unlink(missing_ok=True)
     return record
 
 
@@ -325,32 +324,3 @@ def _has_size(path: Path, size: int) -> bool:
 def _slug(name: str) -> str:
     """A config name made safe for a file name and an id (lowercase, digits, '-')."""
     return re.sub(r"[^a-z0-9]+", "-", name.lower()).strip("-") or "model"
-
-
-def _copy_hashed(source: Path, folder: Path) -> tuple[str, Path]:
-    """Copy ``source`` to a temp file in ``folder``, hashing the bytes as they go."""
-    digest = hashlib.sha256()
-    fd, tmp_name = tempfile.mkstemp(dir=folder, prefix=".import.", suffix=".part")
-    tmp = Path(tmp_name)
-    try:
-        with open(source, "rb") as src, os.fdopen(fd, "wb") as dst:
-            while chunk := src.read(1 << 20):
-                digest.update(chunk)
-                dst.write(chunk)
-            dst.flush()
-            os.fsync(dst.fileno())
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-    return digest.hexdigest(), tmp
-
-
-def _write_atomic(path: Path, text: str) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".part")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
-        replace_into(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
