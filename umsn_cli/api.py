@@ -15,6 +15,7 @@ from __future__ import annotations
 import functools
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import torch
@@ -155,22 +156,13 @@ def restore(
     return Restoration(out, chosen, faces, notes)  # type: ignore[arg-type]
 
 
-def deblur(
-    image: ImageLike,
-    *,
-    model: str = "umsn-lite",
-    backend: str = "auto",
-    mode: str = "auto",
-    min_face: int = 24,
-    max_faces: int | None = None,
-    only_center_face: bool = False,
-) -> ImageLike:
-    """Restore a face crop or a photo (see :func:`restore`); same type, size, channels and
-    dtype back."""
-    return restore(
-        image, model=model, backend=backend, mode=mode, min_face=min_face,
-        max_faces=max_faces, only_center_face=only_center_face,
-    ).image  # fmt: skip
+def deblur(image: ImageLike, **options: Any) -> ImageLike:
+    """Restore a face crop or a photo; the same type, size, channels and dtype back.
+
+    Takes :func:`restore`'s keyword arguments (``model``, ``backend``, ``mode``, the
+    face options) and returns only its image.
+    """
+    return restore(image, **options).image
 
 
 def segment(image: ImageLike, *, model: str = "umsn-lite", backend: str = "auto") -> np.ndarray:

@@ -42,11 +42,14 @@ class ConfidenceNet(nn.Module):
         self, output: torch.Tensor, target: torch.Tensor, masks: torch.Tensor
     ) -> torch.Tensor:
         """Confidences N×4 for ``output`` vs ``target`` (N×3×H×W) under ``masks`` (N×4×H×W)."""
-        n = output.shape[0]
-        m = masks.transpose(0, 1).reshape(NUM_CLASSES * n, 1, *masks.shape[-2:])
-        pairs = torch.cat(
-            [output.repeat(NUM_CLASSES, 1, 1, 1), target.repeat(NUM_CLASSES, 1, 1, 1)], 1
-        )
-        f = self.down(self.stem(pairs * m))
+        f = self.down(self.stem(masked_pairs(output, target, masks)))
         c = torch.sigmoid(self.score(torch.sigmoid(self.pool(f))))
-        return c.view(NUM_CLASSES, n).transpose(0, 1)
+        return c.view(NUM_CLASSES, output.shape[0]).transpose(0, 1)
+
+
+def masked_pairs(output: torch.Tensor, target: torch.Tensor, masks: torch.Tensor) -> torch.Tensor:
+    """CN's input: concat(m_i ⊙ x̂, m_i ⊙ x) for every class i, as a batch of 4·N (class-major)."""
+    n = output.shape[0]
+    m = masks.transpose(0, 1).reshape(NUM_CLASSES * n, 1, *masks.shape[-2:])
+    pairs = torch.cat([output.repeat(NUM_CLASSES, 1, 1, 1), target.repeat(NUM_CLASSES, 1, 1, 1)], 1)
+    return pairs * m

@@ -27,6 +27,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from umsn_cli.nn.confidence import masked_pairs
 from umsn_cli.nn.config import FastBNetConfig, FastFNetConfig, FastSNetConfig
 from umsn_cli.nn.snet import NUM_CLASSES
 
@@ -245,10 +246,5 @@ class FastConfidenceNet(nn.Module):
         self, output: torch.Tensor, target: torch.Tensor, masks: torch.Tensor
     ) -> torch.Tensor:
         """Confidences N×4 for ``output`` vs ``target`` (N×3×H×W) under ``masks`` (N×4×H×W)."""
-        n = output.shape[0]
-        m = masks.transpose(0, 1).reshape(NUM_CLASSES * n, 1, *masks.shape[-2:])
-        pairs = torch.cat(
-            [output.repeat(NUM_CLASSES, 1, 1, 1), target.repeat(NUM_CLASSES, 1, 1, 1)], 1
-        )
-        c = torch.sigmoid(self.score(torch.sigmoid(self.body(pairs * m))))
-        return c.view(NUM_CLASSES, n).transpose(0, 1)
+        c = torch.sigmoid(self.score(torch.sigmoid(self.body(masked_pairs(output, target, masks)))))
+        return c.view(NUM_CLASSES, output.shape[0]).transpose(0, 1)
