@@ -63,7 +63,7 @@ def main() -> None:
     model = torch.compile(stage) if args.compile else stage
 
     def step() -> None:
-        batch = sampler.sample(args.batch, stage.blur, getattr(stage, "index", None)).to(
+        batch = stage.sample(sampler, args.batch).to(
             torch.device("cpu")
         )
         with autocast:

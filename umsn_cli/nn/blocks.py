@@ -111,7 +111,7 @@ class Transition(nn.Sequential):
         super().__init__(*layers)
 
 
-class Stage(nn.Sequential):
+class DenseStage(nn.Sequential):
     """A dense block followed by its transition: the unit every network is built from."""
 
     def __init__(

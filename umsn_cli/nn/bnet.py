@@ -13,7 +13,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from umsn_cli.nn.blocks import SideOutputs, Stage, conv, half, upsample
+from umsn_cli.nn.blocks import DenseStage, SideOutputs, conv, half, upsample
 from umsn_cli.nn.config import BNetConfig, FNetConfig
 from umsn_cli.nn.fnet import FNet, Refine
 from umsn_cli.nn.snet import NUM_CLASSES
@@ -30,18 +30,18 @@ class BNet(nn.Module):
         guide = 3 + mask_channels  # image and masks, fed again at every full-resolution step
         fused = cfg.fuse_width if class_feature_width else 0
         self.fuse = (
-            Stage(NUM_CLASSES * class_feature_width, cfg.fuse_width, cfg.fuse_width, norm)
+            DenseStage(NUM_CLASSES * class_feature_width, cfg.fuse_width, cfg.fuse_width, norm)
             if class_feature_width
             else None
         )
-        self.full_in = Stage(guide, cfg.full_growth, w // 2, norm, resample="down")
-        self.half_in = Stage(w // 2 + 3 + fused, w, w, norm, dilated=2)
+        self.full_in = DenseStage(guide, cfg.full_growth, w // 2, norm, resample="down")
+        self.half_in = DenseStage(w // 2 + 3 + fused, w, w, norm, dilated=2)
         self.body = nn.ModuleList(
-            Stage(w, w, w, norm, dilated=2) for _ in range(cfg.dilated_blocks)
+            DenseStage(w, w, w, norm, dilated=2) for _ in range(cfg.dilated_blocks)
         )
-        self.half_out = Stage(2 * w + fused, w, w, norm)
+        self.half_out = DenseStage(2 * w + fused, w, w, norm)
         self.half_residual = conv(w, 3, 3)
-        self.full_out = Stage(w + guide, cfg.full_growth, cfg.head_width, norm)
+        self.full_out = DenseStage(w + guide, cfg.full_growth, cfg.head_width, norm)
         sides = [(w // 2, 2), (w, 2), *([(w, 2)] * cfg.dilated_blocks), (w, 2), (cfg.head_width, 1)]
         self.sides = SideOutputs(sides)
         self.from_image = conv(guide, cfg.head_width, 3)

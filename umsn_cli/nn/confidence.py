@@ -12,7 +12,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from umsn_cli.nn.blocks import Stage, conv
+from umsn_cli.nn.blocks import DenseStage, conv
 from umsn_cli.nn.snet import NUM_CLASSES
 
 
@@ -29,11 +29,11 @@ class ConfidenceNet(nn.Module):
         self.stem = conv(6, width, 3)
         self.down = nn.Sequential(
             nn.AvgPool2d(2),
-            Stage(width, width, width, norm),
+            DenseStage(width, width, width, norm),
             nn.AvgPool2d(2),
-            Stage(width, width, 2 * width, norm),
+            DenseStage(width, width, 2 * width, norm),
             nn.AvgPool2d(2),
-            Stage(2 * width, width, 2 * width, norm),
+            DenseStage(2 * width, width, 2 * width, norm),
         )
         self.pool = nn.AdaptiveAvgPool2d(1)
         self.score = conv(2 * width, 1, 1)

@@ -11,7 +11,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from umsn_cli.nn.blocks import DenseBottleneck, Stage, Transition, conv, upsample
+from umsn_cli.nn.blocks import DenseBottleneck, DenseStage, Transition, conv, upsample
 from umsn_cli.nn.config import FNetConfig
 
 
@@ -23,7 +23,7 @@ class FNet(nn.Module):
         self.down = Transition(self.stem.out_channels, w, norm, "down")
         # The last dilated block also sees the first H/2 feature (a local skip).
         widths_in = [w] * (cfg.dilated_blocks - 1) + [2 * w]
-        self.blocks = nn.ModuleList(Stage(c, w, w, norm, dilated=2) for c in widths_in)
+        self.blocks = nn.ModuleList(DenseStage(c, w, w, norm, dilated=2) for c in widths_in)
         self.image_head = FNetImageHead(cfg)
         self.out_channels = w
 
@@ -48,7 +48,7 @@ class FNetImageHead(nn.Module):
     def __init__(self, cfg: FNetConfig) -> None:
         super().__init__()
         w, norm = cfg.width, "instance"
-        self.block = Stage(w, w, w, norm)
+        self.block = DenseStage(w, w, w, norm)
         self.from_image = conv(3, w, 3)
         self.from_features = conv(w, w, 3)
         self.residual = conv(w, 3, 3)

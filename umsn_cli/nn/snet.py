@@ -12,7 +12,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from umsn_cli.nn.blocks import DenseBottleneck, SideOutputs, Stage, Transition, conv, half
+from umsn_cli.nn.blocks import DenseBottleneck, DenseStage, SideOutputs, Transition, conv, half
 from umsn_cli.nn.config import SNetConfig
 
 NUM_CLASSES = 4
@@ -24,15 +24,15 @@ class SNet(nn.Module):
         w, g, norm = cfg.width, cfg.growth, "batch"
         self.stem = DenseBottleneck(3, cfg.stem_growth, norm, dilated=1)
         self.down1 = Transition(self.stem.out_channels, w, norm, "down")
-        self.down2 = Stage(w + 3, g, w, norm, resample="down")
+        self.down2 = DenseStage(w + 3, g, w, norm, resample="down")
         self.quarter = nn.ModuleList(
-            Stage(w, g, w, norm, dilated=2) for _ in range(cfg.quarter_blocks)
+            DenseStage(w, g, w, norm, dilated=2) for _ in range(cfg.quarter_blocks)
         )
         self.up1 = Transition(2 * w, w, norm, "up")
-        self.half_out = Stage(2 * w, g, w, norm)
+        self.half_out = DenseStage(2 * w, g, w, norm)
         self.half_head = conv(w, NUM_CLASSES, 3)
         self.up2 = nn.Upsample(scale_factor=2, mode="nearest")
-        self.full = Stage(w + self.stem.out_channels, cfg.full_growth, w, norm)
+        self.full = DenseStage(w + self.stem.out_channels, cfg.full_growth, w, norm)
         sides = [
             (self.stem.out_channels, 1),
             (w, 2),

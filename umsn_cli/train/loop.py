@@ -30,15 +30,13 @@ from umsn_cli.nn import get_config
 from umsn_cli.train.checkpoint import (
     load_stage_weights,
     load_train_state,
-    load_weights_into,
     read_train_state,
     save_train_state,
 )
 from umsn_cli.train.config import TrainConfig
 from umsn_cli.train.data import FaceSet, Sampler, concat_faces, load_faces, load_prepared
 from umsn_cli.train.report import plot_curves
-from umsn_cli.train.stages import FNetStage, Stage, UMSNStage, build_stage
-from umsn_cli.train.validation import ValidationSet, make_validation_set
+from umsn_cli.train.stages import Stage, build_stage
 
 #: Called on rank 0 after every step with (step, steps, terms of the last log line).
 Progress = Callable[[int, int, dict[str, float]], None]
@@ -87,24 +85,8 @@ def prepare_stage(cfg: TrainConfig) -> Stage:
     stage = build_stage(cfg, get_config(cfg.model))
     if cfg.init:
         load_stage_weights(stage, read_train_state(Path(cfg.init))["stage"], cfg.init)
-    if isinstance(stage, UMSNStage) and cfg.snet:  # checked() requires it for training
-        load_weights_into(stage.snet, cfg.snet, "snet")
-        for fnet, path in zip(stage.generator.fnets, cfg.fnets, strict=False):
-            load_weights_into(fnet, path, "fnet")
+    stage.load_parts(cfg)
     return stage
-
-
-def validation_set(cfg: TrainConfig, stage: Stage, holdout: FaceSet | None) -> ValidationSet:
-    """S-Net and F-Nets validate on held-out labelled faces; generators on ``val_data``."""
-    if isinstance(stage, FNetStage):
-        return make_validation_set(holdout, cfg.val_noise, blur_class=stage.index)
-    if cfg.stage in ("umsn", "bnet") and cfg.val_data:
-        return make_validation_set(load_faces(Path(cfg.val_data), crop=cfg.crop), cfg.val_noise)
-    if holdout is None:
-        raise UsageError(
-            "no validation faces: pass --masks DIR with --holdout N, or --val-data DIR"
-        )
-    return make_validation_set(holdout, cfg.val_noise)
 
 
 def train(cfg: TrainConfig, resume: bool = False, progress: Progress | None = None) -> Path:
@@ -143,7 +125,7 @@ def train(cfg: TrainConfig, resume: bool = False, progress: Progress | None = No
     if cfg.compile:
         model = torch.compile(model)
 
-    val = validation_set(cfg, stage, holdout).to(device) if rank.main else None
+    val = stage.validation_set(cfg, holdout).to(device) if rank.main else None
     if rank.main:
         out.mkdir(parents=True, exist_ok=True)
         write_text(out / "config.json", json.dumps(cfg.to_dict(), indent=2) + "\n")
@@ -169,7 +151,7 @@ def train(cfg: TrainConfig, resume: bool = False, progress: Progress | None = No
         lr = learning_rate(cfg, step) * rollback_lr_scale(history)
         for group in optimizer.param_groups:
             group["lr"] = lr
-        batch = sampler.sample(cfg.batch_size, stage.blur, getattr(stage, "index", None))
+        batch = stage.sample(sampler, cfg.batch_size)
         batch = batch.to(device)
         with autocast:
             loss, terms = model(batch)

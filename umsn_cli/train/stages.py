@@ -13,6 +13,7 @@ only for calls through its own forward, wraps a whole stage at once.
 from __future__ import annotations
 
 from dataclasses import replace
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -20,14 +21,16 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from umsn_cli.errors import UsageError
 from umsn_cli.nn import ModelConfig
 from umsn_cli.nn.umsn import make_confidence, make_fnet, make_generator, make_snet
 from umsn_cli.train import losses
 from umsn_cli.train.config import TrainConfig
-from umsn_cli.train.data import Batch
+from umsn_cli.train.data import Batch, FaceSet, Sampler, load_faces
 from umsn_cli.train.validation import (
     ValidationSet,
     in_batches,
+    make_validation_set,
     restoration_scores,
     segmentation_scores,
 )
@@ -47,6 +50,21 @@ class Stage(nn.Module):
 
     def trainable(self) -> list[nn.Parameter]:
         return [p for p in self.parameters() if p.requires_grad]
+
+    def sample(self, sampler: Sampler, batch_size: int) -> Batch:
+        """A training batch, blurred the way this stage learns from."""
+        return sampler.sample(batch_size, self.blur)
+
+    def load_parts(self, cfg: TrainConfig) -> None:
+        """Load the trained networks this stage starts from (none by default)."""
+
+    def validation_set(self, cfg: TrainConfig, holdout: FaceSet | None) -> ValidationSet:
+        """The faces scored after every ``val_every`` steps: the held-out labelled ones."""
+        if holdout is None:
+            raise UsageError(
+                "no validation faces: pass --masks DIR with --holdout N, or --val-data DIR"
+            )
+        return make_validation_set(holdout, cfg.val_noise)
 
     def validate(self, val: ValidationSet) -> dict[str, float]:
         raise NotImplementedError
@@ -127,6 +145,15 @@ class FNetStage(Stage):
         self.vgg = _perceptual(cfg)
         self.weight = cfg.perceptual_weight
 
+    def sample(self, sampler: Sampler, batch_size: int) -> Batch:
+        """Faces blurred only inside this stream's class (spec §4)."""
+        return sampler.sample(batch_size, "class", self.index)
+
+    def validation_set(self, cfg: TrainConfig, holdout: FaceSet | None) -> ValidationSet:
+        if holdout is None:
+            raise UsageError("the fnet stage validates on held-out labelled faces: --holdout N")
+        return make_validation_set(holdout, cfg.val_noise, blur_class=self.index)
+
     def restore(self, blurry: torch.Tensor, masks: torch.Tensor) -> torch.Tensor:
         mask = masks[:, self.index : self.index + 1]
         return self.fnet.restore(_signed(blurry), mask)
@@ -176,6 +203,13 @@ class GeneratorStage(Stage):
     def guidance(self, blurry: torch.Tensor) -> torch.Tensor | None:
         return None
 
+    def validation_set(self, cfg: TrainConfig, holdout: FaceSet | None) -> ValidationSet:
+        """Generators validate on ``--val-data`` when given (deblurring needs no labels)."""
+        if cfg.val_data:
+            faces = load_faces(Path(cfg.val_data), crop=cfg.crop)
+            return make_validation_set(faces, cfg.val_noise)
+        return super().validation_set(cfg, holdout)
+
     def restore(self, blurry: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         return self.generator(_signed(blurry), self.guidance(blurry))
 
@@ -218,6 +252,15 @@ class UMSNStage(GeneratorStage):
         # The F-Net image heads get no loss end to end: keep them out of the optimiser.
         for fnet in self.generator.fnets:
             fnet.image_head.requires_grad_(False)
+
+    def load_parts(self, cfg: TrainConfig) -> None:
+        """The trained S-Net (frozen) and, when given, the four pre-trained F-Nets."""
+        from umsn_cli.train.checkpoint import load_weights_into
+
+        if cfg.snet:  # checked() requires it for training
+            load_weights_into(self.snet, cfg.snet, "snet")
+            for fnet, path in zip(self.generator.fnets, cfg.fnets, strict=False):
+                load_weights_into(fnet, path, "fnet")
 
     def train(self, mode: bool = True) -> UMSNStage:
         super().train(mode)

@@ -162,9 +162,7 @@ def _fetch_once(
     try:
         with temporary_file(target) as tmp:
             with open(tmp, "wb") as out:
-                digest, received = _stream(
-                    url, out, size=size, progress=progress, timeout=timeout
-                )
+                digest, received = _stream(url, out, size=size, progress=progress, timeout=timeout)
             if size is not None and received < size:
                 raise _Transient(f"connection closed after {received} of {size} bytes")
             if digest != sha256:
