@@ -147,8 +147,9 @@ def train(cfg: TrainConfig, resume: bool = False, progress: Progress | None = No
     guard = SpikeGuard()
     stage.train()
     step = start
+    lr_scale = rollback_lr_scale(history)
     while step < cfg.steps:
-        lr = learning_rate(cfg, step) * rollback_lr_scale(history)
+        lr = learning_rate(cfg, step) * lr_scale
         for group in optimizer.param_groups:
             group["lr"] = lr
         batch = stage.sample(sampler, cfg.batch_size)
@@ -160,6 +161,7 @@ def train(cfg: TrainConfig, resume: bool = False, progress: Progress | None = No
             # (the sampler's RNG is not rewound), instead of dying or training on.
             value = float(loss.detach())
             step, history = _roll_back(out, cfg, stage, optimizer, step, value, guard, rank)
+            lr_scale = rollback_lr_scale(history)
             clock, window, sums = time.perf_counter(), 0, {}
             continue
         optimizer.zero_grad(set_to_none=True)
