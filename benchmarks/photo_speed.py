@@ -110,7 +110,7 @@ def main() -> None:
     naive_crop = F.interpolate(restored_small, size=(face.alignment.size,) * 2, mode="bicubic",
                                align_corners=False)[0].clamp(0, 1)  # fmt: skip
     naive = photo.copy()
-    window = crop(torch.from_numpy(photo).permute(2, 0, 1), face.alignment)
+    window = crop(photo, face.alignment)
     assert window.shape == naive_crop.shape
     # Paste the naive crop back with the same alignment, no feathering: a fair upper bound.
 

@@ -63,9 +63,7 @@ def main() -> None:
     model = torch.compile(stage) if args.compile else stage
 
     def step() -> None:
-        batch = stage.sample(sampler, args.batch).to(
-            torch.device("cpu")
-        )
+        batch = stage.sample(sampler, args.batch).to(torch.device("cpu"))
         with autocast:
             loss, _ = model(batch)
         optimizer.zero_grad(set_to_none=True)

@@ -647,3 +647,14 @@ def test_many_writers_of_one_name_write_it_once(tmp_path):
     assert sum(wins) == 1
     assert target.read_bytes() == str(wins.index(True)).encode()
     assert _leftovers(tmp_path) == []
+
+
+def test_quantise_rounds_and_clips_across_its_row_bands(monkeypatch):
+    from umsn_cli import images
+
+    monkeypatch.setattr(images, "_QUANTISE_BAND", 7)  # bands of 2 rows of 3×... values
+    values = np.random.default_rng(0).uniform(-0.2, 1.2, (9, 3, 2)).astype(np.float32)
+    expected = np.rint(np.clip(values, 0, 1) * 255).astype(np.uint8)
+    assert np.array_equal(images.quantise(values), expected)
+    assert images.quantise(values, 16).dtype == np.uint16
+    assert np.array_equal(images.quantise(values, 16), np.rint(np.clip(values, 0, 1) * 65535))

@@ -150,8 +150,8 @@ def test_canvas_shares_overlapping_faces():
 
 
 def test_crop_samples_the_face_region():
-    photo = torch.zeros(3, 100, 100)
-    photo[:, 40:60, 40:60] = 1
+    photo = np.zeros((100, 100, 3), np.float32)
+    photo[40:60, 40:60] = 1
     alignment = align(TEMPLATE * 0.5 + 18, 64)
     out = crop(photo, alignment)
     assert out.shape == (3, 64, 64) and 0 < out.mean() < 1
@@ -205,3 +205,72 @@ def test_a_face_cut_by_the_border_gets_no_change_from_invented_pixels(restorer, 
     assert result.mask.max() > 0.5  # the real half of the face is restored
     unchanged = result.mask == 0
     assert np.array_equal(result.rgb[unchanged], photo[unchanged])
+
+
+@pytest.mark.parametrize(
+    "landmarks",
+    [
+        TEMPLATE * 0.4 + (60, 50),  # inside the photo
+        TEMPLATE * 0.8 - (40, 10),  # past the top-left corner: mirrored pixels
+        TEMPLATE * 3.0 - (90, 120),  # bigger than the photo: mirrored more than once
+    ],
+)
+def test_crop_reads_only_its_window_with_the_same_result(landmarks):
+    """Cropping from the window the sampler reads equals sampling the whole photo."""
+    from umsn_cli.photo.align import warp
+
+    photo = np.random.default_rng(0).random((150, 200, 3), dtype=np.float32)
+    alignment = align(landmarks, 64)
+    whole = torch.from_numpy(photo).permute(2, 0, 1)
+    expected = warp(whole, alignment.inverse(), (alignment.size,) * 2, "bicubic", "reflection")
+    assert torch.allclose(crop(photo, alignment), expected, atol=1e-5)
+
+
+def test_real_pixels_mask_marks_samples_inside_the_photo():
+    from umsn_cli.photo.align import warp
+    from umsn_cli.photo.paste import real_pixels_mask
+
+    alignment = align(TEMPLATE * 0.8 - (40, 10), 64)
+    mask = real_pixels_mask(alignment, 150, 200)
+    ones = warp(torch.ones(1, 150, 200), alignment.inverse(), (alignment.size,) * 2)[0]
+    assert float(mask[ones < 0.999].max()) == 0.0
+    assert float(mask.max()) == 1.0 and float(mask.min()) == 0.0
+
+
+def test_canvas_keeps_each_face_in_its_box_and_sums_overlaps():
+    """Two overlapping faces and a third apart: the same photo as a dense accumulation."""
+    rng = np.random.default_rng(1)
+    photo = rng.random((120, 160, 3), dtype=np.float32)
+    canvas = Canvas(photo)
+    dense_change = np.zeros_like(photo)
+    dense_weight = np.zeros(photo.shape[:2], np.float32)
+    for offset in ((10, 10), (30, 20), (100, 60)):
+        alignment = align(TEMPLATE * 0.3 + offset, 40)
+        size = alignment.size
+        change = torch.from_numpy(rng.normal(0, 0.1, (3, size, size)).astype(np.float32))
+        mask = torch.from_numpy(rng.random((size, size), dtype=np.float32))
+        canvas.add(alignment, change, mask)
+        left, top, right, bottom = alignment.photo_box(160, 120)
+        from umsn_cli.photo.align import warp
+
+        region = warp(torch.cat([change * mask, mask[None]]), alignment.matrix,
+                      (bottom - top, right - left), offset=(left, top)).permute(1, 2, 0).numpy()  # fmt: skip
+        dense_change[top:bottom, left:right] += region[..., :3]
+        dense_weight[top:bottom, left:right] += region[..., 3]
+    touched = dense_weight > 0
+    expected = photo.copy()
+    expected[touched] = np.clip(
+        photo[touched] + dense_change[touched] / np.maximum(dense_weight[touched], 1)[:, None], 0, 1
+    )
+    assert len(canvas.pieces) == 3
+    assert np.allclose(canvas.result(), expected, atol=1e-6)
+    assert np.array_equal(canvas.result()[~touched], photo[~touched])
+    assert np.allclose(canvas.mask(), np.clip(dense_weight, 0, 1))
+
+
+def test_the_separable_dilation_is_the_square_one():
+    from umsn_cli.photo.paste import _dilate
+
+    x = torch.from_numpy(np.random.default_rng(2).random((1, 1, 40, 50), dtype=np.float32))
+    square = torch.nn.functional.max_pool2d(x, 7, stride=1, padding=3)
+    assert torch.equal(_dilate(x, 3), square)

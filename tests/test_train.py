@@ -136,7 +136,9 @@ def test_snet_writes_checkpoints_log_and_pictures(tmp_path, dataset):
     assert state["step"] == 2 and state["config"]["stage"] == "snet"
     assert any(k.startswith("snet.") for k in state["stage"])
     assert json.loads((out / "config.json").read_text()) == {
-        **state["config"], "fnets": [], "extra_data": []
+        **state["config"],
+        "fnets": [],
+        "extra_data": [],
     }
     with Image.open(out / "samples.png") as samples, Image.open(out / "curves.png") as curves:
         assert samples.mode == curves.mode == "RGB"

@@ -28,6 +28,7 @@ from umsn_cli.images import (
     lost_in,
     normalise_ext,
     output_suffix,
+    quantise,
     read_image,
     save_label_png,
     save_rgb8,
@@ -35,7 +36,7 @@ from umsn_cli.images import (
 )
 from umsn_cli.inputs import Job, check_not_input, resolved_sources
 from umsn_cli.photo.pipeline import PhotoOptions, PhotoResult, choose_mode, restore_photo
-from umsn_cli.visualize import labels_from_probs, overlay, side_by_side, to_uint8
+from umsn_cli.visualize import labels_from_probs, overlay, side_by_side
 
 MODES = ("auto", "aligned", "photo")
 
@@ -150,7 +151,10 @@ def _run_aligned(
 def _run_photo(item: _Item, restorer: Restorer, options: Options, report: Report, on_file) -> None:
     source = item.job.source
     try:
-        result = restore_photo(item.image.rgb, restorer, options.photo)
+        # The decoded photo is needed afterwards only for the side-by-side picture; without
+        # one the result is written into it, sparing a photo-sized copy.
+        in_place = "compare" not in item.outputs and item.image.rgb.flags.writeable
+        result = restore_photo(item.image.rgb, restorer, options.photo, in_place=in_place)
     except (RuntimeError, MemoryError) as exc:
         if not _out_of_memory(exc):
             raise
@@ -194,7 +198,8 @@ def _batches(
     report: Report,
     on_file: Progress | None,
 ) -> Iterator[list[_Item]]:
-    """Read images lazily and group them; unreadable files fail here, alone."""
+    """Read images lazily and group aligned crops; a photo comes alone, as soon as it is
+    read. Unreadable files fail here, alone."""
     batch: list[_Item] = []
     claimed: dict[str, Path] = {}  # output (case-folded) -> the input it belongs to
     for job in jobs:
@@ -240,6 +245,9 @@ def _batches(
                     ),
                 )
             )
+        if mode == "photo":  # restored alone: holding several big photos costs gigabytes
+            yield [_Item(job, image, outputs, mode)]
+            continue
         batch.append(_Item(job, image, outputs, mode))
         if len(batch) == options.batch_size:
             yield batch
@@ -336,8 +344,8 @@ def _face_writers(photo: PhotoResult, options: Options) -> dict[str, Callable[[P
     writers: dict[str, Callable[[Path], None]] = {}
     for k, face in enumerate(photo.faces, start=1):
         images = {
-            "before": to_uint8(face.before),
-            "after": to_uint8(face.after),
+            "before": quantise(face.before),
+            "after": quantise(face.after),
             "overlay": overlay(face.after, labels_from_probs(face.probs)),
         }
         for kind, pixels in images.items():

@@ -182,7 +182,7 @@ def to_array(rgb: np.ndarray, like: LoadedImage) -> np.ndarray:
     planes = _planes(rgb, like, keep_alpha=True)
     if like.array_dtype is not None and np.issubdtype(like.array_dtype, np.floating):
         return np.clip(planes, 0.0, 1.0).astype(like.array_dtype)
-    return _quantise(planes, like.bit_depth)
+    return quantise(planes, like.bit_depth)
 
 
 def output_suffix(like: LoadedImage, ext: str | None) -> str:
@@ -236,7 +236,7 @@ def write_image(path: Path, rgb: np.ndarray, like: LoadedImage, *, overwrite: bo
     bit_depth = 16 if like.bit_depth == 16 and fmt in _SIXTEEN_BIT_FORMATS else 8
     cmyk = like.mode == "CMYK" and fmt in _CMYK_FORMATS
     keep_alpha = fmt in _ALPHA_FORMATS and not cmyk
-    pixels = _quantise(_planes(rgb, like, keep_alpha=keep_alpha), bit_depth)
+    pixels = quantise(_planes(rgb, like, keep_alpha=keep_alpha), bit_depth)
     mode = "CMYK" if cmyk else _mode_of(pixels)
     icc = like.icc_profile
     if icc is None or icc[16:20] != _ICC_SPACE[mode]:  # a profile for another space is invalid
@@ -395,7 +395,7 @@ def _assemble(
     alpha = planes[..., -1] if planes.shape[2] in (2, 4) else None
     return LoadedImage(
         path=path,
-        rgb=np.ascontiguousarray(np.broadcast_to(colour, (*planes.shape[:2], 3))),
+        rgb=np.ascontiguousarray(colour if colour.shape[2] == 3 else np.repeat(colour, 3, axis=2)),
         alpha=None if alpha is None else np.ascontiguousarray(alpha),
         mode=mode,
         bit_depth=bit_depth,
@@ -409,7 +409,9 @@ def _assemble(
 def _scale(pixels: np.ndarray) -> tuple[np.ndarray, int]:
     """Integer samples to float32 in [0, 1] (v/255 or v/65535), with their bit depth."""
     bit_depth = 16 if pixels.dtype == np.uint16 else 8
-    return pixels.astype(np.float32) / np.float32((1 << bit_depth) - 1), bit_depth
+    planes = pixels.astype(np.float32)
+    planes /= np.float32((1 << bit_depth) - 1)  # in place: no second float copy of a photo
+    return planes, bit_depth
 
 
 def _upright(pixels: np.ndarray, orientation: int) -> np.ndarray:
@@ -515,11 +517,27 @@ def _planes(rgb: np.ndarray, like: LoadedImage, *, keep_alpha: bool) -> np.ndarr
     return np.dstack([colour, like.alpha])
 
 
-def _quantise(planes: np.ndarray, bit_depth: int) -> np.ndarray:
-    """Round to the nearest integer sample (not truncate), clipping out-of-range values."""
+#: Floats converted at a time by :func:`quantise` (16 MB of float32).
+_QUANTISE_BAND = 1 << 22
+
+
+def quantise(values: np.ndarray, bit_depth: int = 8) -> np.ndarray:
+    """Floats in [0, 1] to the nearest integer sample (not truncated), clipping outside.
+
+    Converted a band of rows at a time, so that an 80-megapixel photo needs no float
+    temporaries of its own size on top of the result.
+    """
     top = (1 << bit_depth) - 1
-    dtype = np.uint16 if bit_depth == 16 else np.uint8
-    return np.rint(np.clip(planes, 0.0, 1.0) * top).astype(dtype)
+    values = np.asarray(values)
+    out = np.empty(values.shape, np.uint16 if bit_depth == 16 else np.uint8)
+    if values.ndim == 0:
+        return np.rint(np.clip(values, 0.0, 1.0) * top).astype(out.dtype)
+    rows = max(1, _QUANTISE_BAND // max(1, values[0].size))
+    for start in range(0, len(values), rows):
+        part = np.clip(values[start : start + rows], 0.0, 1.0)
+        part *= top
+        out[start : start + rows] = np.rint(part, out=part)
+    return out
 
 
 def _mode_of(pixels: np.ndarray) -> str:

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from umsn_cli.images import quantise
+
 #: The four UMSN classes, in output-channel order, with the colour each gets in overlays.
 CLASS_NAMES = ("background", "skin", "features", "hair")
 CLASS_COLOURS = (
@@ -20,7 +22,7 @@ def overlay(rgb: np.ndarray, labels: np.ndarray, opacity: float = 0.45) -> np.nd
     """The image with each non-background class tinted in its colour (uint8 H×W×3)."""
     colours = CLASS_COLOURS[labels]
     weight = np.where(labels[..., None] > 0, opacity, 0.0).astype(np.float32)
-    return to_uint8(rgb * (1 - weight) + colours * weight)
+    return quantise(rgb * (1 - weight) + colours * weight)
 
 
 def side_by_side(*images: np.ndarray, gap: int = 4) -> np.ndarray:
@@ -32,8 +34,4 @@ def side_by_side(*images: np.ndarray, gap: int = 4) -> np.ndarray:
         if i:
             parts.append(spacer)
         parts.append(image)
-    return to_uint8(np.concatenate(parts, axis=1))
-
-
-def to_uint8(rgb: np.ndarray) -> np.ndarray:
-    return np.rint(np.clip(rgb, 0, 1) * 255).astype(np.uint8)
+    return quantise(np.concatenate(parts, axis=1))

@@ -23,6 +23,7 @@ from types import ModuleType
 import numpy as np
 
 from umsn_cli.errors import MissingExtraError
+from umsn_cli.images import quantise
 
 SAME_PERSON_THRESHOLD = 0.6
 """dlib's usual threshold: descriptors closer than this are taken as the same person."""
@@ -74,7 +75,7 @@ def _to_uint8(rgb: np.ndarray) -> np.ndarray:
     """H×W×3 float in [0, 1] → the contiguous uint8 RGB array dlib requires."""
     if rgb.ndim != 3 or rgb.shape[2] != 3:
         raise ValueError(f"expected an H×W×3 RGB image, got shape {rgb.shape}")
-    return np.ascontiguousarray((np.clip(rgb, 0, 1) * 255).round().astype(np.uint8))
+    return quantise(rgb)  # C-contiguous
 
 
 class IdentityEmbedder:

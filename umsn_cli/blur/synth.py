@@ -37,7 +37,7 @@ from PIL import Image
 from umsn_cli.blur.convolve import blur_image
 from umsn_cli.blur.kernels import KERNEL_SIZES, random_kernels, shen_bank
 from umsn_cli.errors import ImageError, UmsnError, UsageError, one_line
-from umsn_cli.images import atomic_write, read_image, save_rgb8
+from umsn_cli.images import atomic_write, quantise, read_image, save_rgb8
 from umsn_cli.inputs import Job, check_not_input, plan_jobs, resolved_sources
 from umsn_cli.labels import read_celebamask_labels
 
@@ -430,7 +430,7 @@ def _synthesise(
         warnings.append("alpha channel dropped: the pairs are RGB")
     if image.bit_depth == 16:
         warnings.append("16-bit source reduced to 8 bits: the pairs are 8-bit PNGs")
-    sharp8 = _to_uint8(image.rgb)
+    sharp8 = quantise(image.rgb)
     sharp = sharp8.astype(np.float32) / 255
     mask = _class_mask(plan, job, sharp8.shape[:2], warnings) if options.mode == "class" else None
     report.warnings.extend((job.source, w) for w in warnings)
@@ -465,7 +465,7 @@ def _synthesise(
             rng = np.random.default_rng([options.seed, index, number])
             noise = rng.standard_normal(blurred.shape, dtype=np.float32)
             blurred = blurred + np.float32(options.noise) * noise
-        blurry8 = _to_uint8(blurred)
+        blurry8 = quantise(blurred)
         if mask is not None:
             blurry8 = np.where(mask[..., None], blurry8, sharp8)  # m·blur(x) + (1 − m)·x
         save_rgb8(blurry_path, blurry8, overwrite=overwrite)
@@ -518,16 +518,12 @@ def _save_kernel(stem: Path, kernel: np.ndarray, *, overwrite: bool) -> None:
     np.save(buffer, kernel.astype(np.float32))
     npy = stem.with_name(stem.name + ".npy")
     atomic_write(npy, lambda fh: fh.write(buffer.getvalue()), overwrite=overwrite)
-    visible = Image.fromarray(_to_uint8(kernel / kernel.max()))  # grey
+    visible = Image.fromarray(quantise(kernel / kernel.max()))  # grey
     atomic_write(
         stem.with_name(stem.name + ".png"),
         lambda fh: visible.save(fh, format="PNG"),
         overwrite=overwrite,
     )
-
-
-def _to_uint8(x: np.ndarray) -> np.ndarray:
-    return np.rint(np.clip(x, 0.0, 1.0) * 255).astype(np.uint8)
 
 
 def _rel(path: Path, root: Path) -> str:
@@ -553,7 +549,7 @@ def _preview(rows: list[_Written]) -> np.ndarray:
     width = 3 * (_TILE + _GAP) + _GAP
     canvas = np.full((height, width, 3), 32, dtype=np.uint8)
     for r, row in enumerate(rows):
-        kernel = _to_uint8(row.kernel / row.kernel.max())
+        kernel = quantise(row.kernel / row.kernel.max())
         scale = max(1, _TILE // kernel.shape[0])
         kernel = np.repeat(np.repeat(kernel, scale, 0), scale, 1)
         tiles = [np.repeat(kernel[..., None], 3, 2), _fit(row.sharp), _fit(row.blurry)]

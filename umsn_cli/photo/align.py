@@ -76,24 +76,40 @@ def align(landmarks: np.ndarray, input_size: int) -> Alignment:
     return Alignment(matrix * size / input_size, size)
 
 
-def crop(photo: torch.Tensor, alignment: Alignment) -> torch.Tensor:
-    """The aligned face crop (3×S×S) from a 3×H×W photo; past its border the photo is
-    mirrored (which looks like more of the scene to the network, where repeated edge
-    pixels look like streaks); :func:`umsn_cli.photo.paste.real_pixels_mask` keeps that
-    part out of the paste."""
+def crop(photo: np.ndarray, alignment: Alignment) -> torch.Tensor:
+    """The aligned face crop (3×S×S) from an H×W×3 photo.
+
+    Past the photo's border the photo is mirrored (which looks like more of the scene
+    to the network, where repeated edge pixels look like streaks);
+    :func:`umsn_cli.photo.paste.real_pixels_mask` keeps that part out of the paste.
+    Only the window the sampler reads (the crop's footprint, its mirror images and the
+    bicubic taps) is converted, so a small face costs little in a huge photo.
+    """
+    height, width = photo.shape[:2]
     size = (alignment.size, alignment.size)
-    return warp(photo, alignment.inverse(), size, "bicubic", "reflection")
+    x_in, y_in = sample_points(alignment.inverse(), size)
+    left, right = _window(float(x_in.min()), float(x_in.max()), width)
+    top, bottom = _window(float(y_in.min()), float(y_in.max()), height)
+    window = torch.from_numpy(np.array(photo[top:bottom, left:right], dtype=np.float32))
+    shifted = alignment.inverse() - np.array([[0, 0, left], [0, 0, top]])
+    return warp(window.permute(2, 0, 1), shifted, size, "bicubic", "reflection")
 
 
-def warp(
-    image: torch.Tensor,
-    out_to_in: np.ndarray,
-    size: tuple[int, int],
-    mode: str = "bilinear",
-    padding: str = "zeros",
-    offset: tuple[int, int] = (0, 0),
-) -> torch.Tensor:
-    """Sample ``image`` (C×H×W) on an output grid of ``size`` (height, width).
+def _window(low: float, high: float, length: int) -> tuple[int, int]:
+    """The pixels [start, stop) that sampling coordinates in [low, high] read along an
+    axis of ``length`` pixels: mirrored about the outer pixel edges, plus the two
+    pixels of bicubic taps on each side."""
+    if low < 0:  # mirrored about -0.5: x → -1 - x
+        low, high = 0.0, max(high, -1 - low)
+    if high > length - 1:  # mirrored about length - 0.5: x → 2·length - 1 - x
+        low, high = min(low, 2 * length - 1 - high), float(length - 1)
+    return max(0, int(np.floor(low)) - 2), min(length, int(np.ceil(high)) + 3)
+
+
+def sample_points(
+    out_to_in: np.ndarray, size: tuple[int, int], offset: tuple[int, int] = (0, 0)
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Input pixel coordinates (x, y; float64, each of ``size``) of every output pixel.
 
     ``out_to_in`` maps output pixel coordinates (shifted by ``offset``: the output's
     top-left pixel in the 2×3 matrix's frame) to input pixel coordinates.
@@ -104,9 +120,21 @@ def warp(
         torch.arange(width, dtype=torch.float64) + offset[0],
         indexing="ij",
     )
-    m = torch.from_numpy(out_to_in)
-    x_in = m[0, 0] * xs + m[0, 1] * ys + m[0, 2]
-    y_in = m[1, 0] * xs + m[1, 1] * ys + m[1, 2]
+    m = torch.from_numpy(np.asarray(out_to_in, dtype=np.float64))
+    return m[0, 0] * xs + m[0, 1] * ys + m[0, 2], m[1, 0] * xs + m[1, 1] * ys + m[1, 2]
+
+
+def warp(
+    image: torch.Tensor,
+    out_to_in: np.ndarray,
+    size: tuple[int, int],
+    mode: str = "bilinear",
+    padding: str = "zeros",
+    offset: tuple[int, int] = (0, 0),
+) -> torch.Tensor:
+    """Sample ``image`` (C×H×W) on an output grid of ``size`` (height, width) at the
+    points :func:`sample_points` gives."""
+    x_in, y_in = sample_points(out_to_in, size, offset)
     in_h, in_w = image.shape[-2:]
     grid = torch.stack([(2 * x_in + 1) / in_w - 1, (2 * y_in + 1) / in_h - 1], dim=-1)
     out = F.grid_sample(

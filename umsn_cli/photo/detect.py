@@ -14,6 +14,7 @@ import numpy as np
 from PIL import Image
 
 from umsn_cli.errors import MissingExtraError
+from umsn_cli.images import quantise
 
 #: YuNet's comfortable input size: larger photos are searched downscaled to this.
 DETECTION_SIDE = 960
@@ -50,15 +51,16 @@ def detect_faces(rgb: np.ndarray, min_face: float = 24) -> list[Face]:
     photo is 13 px at 960). Detections of one face from both passes are merged.
     """
     detect = _yunet()
-    height, width = rgb.shape[:2]
+    pixels = quantise(rgb)  # YuNet reads 8-bit; converted once, for both passes
+    height, width = pixels.shape[:2]
     scale = min(1.0, DETECTION_SIDE / max(height, width))
-    faces = _detect(detect, rgb, scale)
+    faces = _detect(detect, pixels, scale)
     tile_scale = min(1.0, SMALLEST_FACE / max(min_face, 1))
     if scale < tile_scale:
         # A face too small for the whole view (under SMALLEST_FACE / scale photo px) must
         # lie whole in some tile: the overlap covers it, with a margin.
         overlap = min(DETECTION_SIDE // 2, int(1.5 * SMALLEST_FACE * tile_scale / scale) + 16)
-        faces += _detect_tiled(detect, rgb, tile_scale, overlap)
+        faces += _detect_tiled(detect, pixels, tile_scale, overlap)
     return _merge(faces)
 
 
@@ -66,13 +68,11 @@ def detect_faces(rgb: np.ndarray, min_face: float = 24) -> list[Face]:
 SMALLEST_FACE = 16
 
 
-def _detect_tiled(detect, rgb: np.ndarray, scale: float, overlap: int) -> list[Face]:
-    """YuNet over overlapping tiles of ``rgb`` resized by ``scale``, in photo coordinates."""
-    height, width = rgb.shape[:2]
-    pixels = Image.fromarray(np.rint(np.clip(rgb, 0, 1) * 255).astype(np.uint8))
-    if scale < 1:
-        pixels = pixels.resize((round(width * scale), round(height * scale)), Image.BILINEAR)
-    small = np.asarray(pixels).astype(np.float32) / 255
+def _detect_tiled(detect, pixels: np.ndarray, scale: float, overlap: int) -> list[Face]:
+    """YuNet over overlapping tiles of 8-bit ``pixels`` resized by ``scale``, in photo
+    coordinates."""
+    height, width = pixels.shape[:2]
+    small = _resized(pixels, scale)
     sx, sy = width / small.shape[1], height / small.shape[0]
     step = DETECTION_SIDE - overlap
     faces = []
@@ -98,16 +98,20 @@ def _yunet():
     return c_detect
 
 
-def _detect(detect, rgb: np.ndarray, scale: float) -> list[Face]:
-    """YuNet on ``rgb`` resized by ``scale``; coordinates in ``rgb``'s pixels."""
-    height, width = rgb.shape[:2]
-    pixels = np.rint(np.clip(rgb, 0, 1) * 255).astype(np.uint8)
-    if scale < 1:
-        size = (max(1, round(width * scale)), max(1, round(height * scale)))
-        pixels = np.asarray(Image.fromarray(pixels).resize(size, Image.Resampling.BILINEAR))
-        scale_x, scale_y = width / size[0], height / size[1]
-    else:
-        scale_x = scale_y = 1.0
+def _resized(pixels: np.ndarray, scale: float) -> np.ndarray:
+    """8-bit H×W×3 ``pixels`` resized by ``scale`` ≤ 1 (bilinear), at least 1×1."""
+    if scale >= 1:
+        return pixels
+    height, width = pixels.shape[:2]
+    size = (max(1, round(width * scale)), max(1, round(height * scale)))
+    return np.asarray(Image.fromarray(pixels).resize(size, Image.Resampling.BILINEAR))
+
+
+def _detect(detect, pixels: np.ndarray, scale: float) -> list[Face]:
+    """YuNet on 8-bit ``pixels`` resized by ``scale``; coordinates in ``pixels``' frame."""
+    height, width = pixels.shape[:2]
+    pixels = _resized(pixels, scale)
+    scale_x, scale_y = width / pixels.shape[1], height / pixels.shape[0]
     # YuNet wants contiguous BGR; each row of its answer is: confidence (percent), box
     # x, y, w, h, then the 5 landmarks as x, y pairs (int16, so boxes may start < 0).
     rows = detect(np.ascontiguousarray(pixels[:, :, ::-1])).astype(np.float64)
