@@ -274,3 +274,25 @@ def test_the_separable_dilation_is_the_square_one():
     x = torch.from_numpy(np.random.default_rng(2).random((1, 1, 40, 50), dtype=np.float32))
     square = torch.nn.functional.max_pool2d(x, 7, stride=1, padding=3)
     assert torch.equal(_dilate(x, 3), square)
+
+
+def test_a_small_face_in_a_big_photo_needs_no_photo_sized_float_buffers(restorer):
+    """Issue 12: memory bounded by the photo, not several copies of it. numpy's
+    allocations are what tracemalloc sees: beside the photo, only its 8-bit copy for
+    the detector (a quarter of the float photo) may be photo-sized, plus a few bands
+    of rows of a fixed size (the banded conversion) and the face's own crops."""
+    import tracemalloc
+
+    photo = paste_face(scene(2400, 1600), 900, 500, 160)
+    before = photo.copy()
+    tracemalloc.start()
+    try:
+        result = restore_photo(photo, restorer, in_place=True)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert len(result.faces) == 1 and result.rgb is photo
+    assert peak < photo.nbytes / 4 + 12 * 2**20, peak / photo.nbytes  # was > 2× the photo
+    untouched = result.mask == 0
+    assert np.array_equal(photo[untouched], before[untouched])
+    assert not np.array_equal(photo, before)

@@ -517,8 +517,8 @@ def _planes(rgb: np.ndarray, like: LoadedImage, *, keep_alpha: bool) -> np.ndarr
     return np.dstack([colour, like.alpha])
 
 
-#: Floats converted at a time by :func:`quantise` (16 MB of float32).
-_QUANTISE_BAND = 1 << 22
+#: Floats converted at a time by :func:`quantise` (4 MB of float32).
+_QUANTISE_BAND = 1 << 20
 
 
 def quantise(values: np.ndarray, bit_depth: int = 8) -> np.ndarray:
