@@ -253,8 +253,9 @@ def test_canvas_keeps_each_face_in_its_box_and_sums_overlaps():
         left, top, right, bottom = alignment.photo_box(160, 120)
         from umsn_cli.photo.align import warp
 
-        region = warp(torch.cat([change * mask, mask[None]]), alignment.matrix,
-                      (bottom - top, right - left), offset=(left, top)).permute(1, 2, 0).numpy()  # fmt: skip
+        stacked = torch.cat([change * mask, mask[None]])
+        region = warp(stacked, alignment.matrix, (bottom - top, right - left), offset=(left, top))
+        region = region.permute(1, 2, 0).numpy()
         dense_change[top:bottom, left:right] += region[..., :3]
         dense_weight[top:bottom, left:right] += region[..., 3]
     touched = dense_weight > 0
