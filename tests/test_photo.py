@@ -8,10 +8,13 @@ import torch
 from photo_helpers import paste_face, scene
 
 from umsn_cli.api import Restorer
-from umsn_cli.photo.align import TEMPLATE, align, crop, similarity
+from umsn_cli.contract import InputContract
+from umsn_cli.photo.align import align, crop, similarity
 from umsn_cli.photo.detect import Face, choose_faces, detect_faces
 from umsn_cli.photo.paste import Canvas, face_mask
 from umsn_cli.photo.pipeline import PhotoOptions, looks_aligned, restore_photo
+
+TEMPLATE = InputContract().template  # the canonical landmarks at 128²
 
 
 @pytest.fixture
@@ -53,8 +56,8 @@ def test_similarity_recovers_rotation_scale_and_shift():
 
 
 def test_a_big_face_is_cropped_at_its_own_resolution():
-    small = align(TEMPLATE, 128)
-    big = align(TEMPLATE * 4, 128)  # the same face, 4× larger in the photo
+    small = align(TEMPLATE, InputContract(size=128))
+    big = align(TEMPLATE * 4, InputContract(size=128))  # the same face, 4× larger in the photo
     assert small.size == 128 and big.size == 512
     assert np.allclose(big.matrix[:, :2], np.eye(2), atol=1e-9)  # no downscaling
 
@@ -141,7 +144,7 @@ def test_mode_auto_tells_crops_from_photos():
 def test_canvas_shares_overlapping_faces():
     photo = np.full((64, 64, 3), 0.5, np.float32)
     canvas = Canvas(photo)
-    alignment = align(TEMPLATE * 0.5, 64)  # a 64² crop over the photo
+    alignment = align(TEMPLATE * 0.5, InputContract(size=64))  # a 64² crop over the photo
     ones = torch.ones(64, 64)
     canvas.add(alignment, torch.full((3, 64, 64), 0.2), ones)
     canvas.add(alignment, torch.full((3, 64, 64), -0.2), ones)
@@ -152,7 +155,7 @@ def test_canvas_shares_overlapping_faces():
 def test_crop_samples_the_face_region():
     photo = np.zeros((100, 100, 3), np.float32)
     photo[40:60, 40:60] = 1
-    alignment = align(TEMPLATE * 0.5 + 18, 64)
+    alignment = align(TEMPLATE * 0.5 + 18, InputContract(size=64))
     out = crop(photo, alignment)
     assert out.shape == (3, 64, 64) and 0 < out.mean() < 1
 
@@ -220,7 +223,7 @@ def test_crop_reads_only_its_window_with_the_same_result(landmarks):
     from umsn_cli.photo.align import warp
 
     photo = np.random.default_rng(0).random((150, 200, 3), dtype=np.float32)
-    alignment = align(landmarks, 64)
+    alignment = align(landmarks, InputContract(size=64))
     whole = torch.from_numpy(photo).permute(2, 0, 1)
     expected = warp(whole, alignment.inverse(), (alignment.size,) * 2, "bicubic", "reflection")
     assert torch.allclose(crop(photo, alignment), expected, atol=1e-5)
@@ -230,7 +233,7 @@ def test_real_pixels_mask_marks_samples_inside_the_photo():
     from umsn_cli.photo.align import warp
     from umsn_cli.photo.paste import real_pixels_mask
 
-    alignment = align(TEMPLATE * 0.8 - (40, 10), 64)
+    alignment = align(TEMPLATE * 0.8 - (40, 10), InputContract(size=64))
     mask = real_pixels_mask(alignment, 150, 200)
     ones = warp(torch.ones(1, 150, 200), alignment.inverse(), (alignment.size,) * 2)[0]
     assert float(mask[ones < 0.999].max()) == 0.0
@@ -245,7 +248,7 @@ def test_canvas_keeps_each_face_in_its_box_and_sums_overlaps():
     dense_change = np.zeros_like(photo)
     dense_weight = np.zeros(photo.shape[:2], np.float32)
     for offset in ((10, 10), (30, 20), (100, 60)):
-        alignment = align(TEMPLATE * 0.3 + offset, 40)
+        alignment = align(TEMPLATE * 0.3 + offset, InputContract(size=40))
         size = alignment.size
         change = torch.from_numpy(rng.normal(0, 0.1, (3, size, size)).astype(np.float32))
         mask = torch.from_numpy(rng.random((size, size), dtype=np.float32))

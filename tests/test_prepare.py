@@ -13,7 +13,10 @@ from skimage import data
 from typer.testing import CliRunner
 
 from umsn_cli.cli import app
-from umsn_cli.prepare import CLASS_LABELS, CROP, SIDE, sharpness
+from umsn_cli.contract import InputContract
+from umsn_cli.prepare import CLASS_LABELS, CROP, sharpness, stored_side
+
+SIDE = stored_side(InputContract())
 
 pytest.importorskip("yuface")
 
@@ -45,7 +48,7 @@ def test_a_photo_becomes_an_aligned_labelled_training_face(tmp_path, tiny_checkp
     assert line["faces"] == ["images/astronaut.png"] and line["outside"][0] < 0.15
     assert source.read_bytes() == before  # the input is never written
     # The face is framed like the canonical one: its eyes where the template has them.
-    from umsn_cli.photo.align import TEMPLATE
+    TEMPLATE = InputContract().template
     from umsn_cli.photo.detect import detect_faces
 
     found = detect_faces(image.astype(np.float32) / 255)

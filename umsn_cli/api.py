@@ -26,7 +26,7 @@ from umsn_cli.backends import Backend, BackendInfo
 from umsn_cli.backends.registry import choose_backend
 from umsn_cli.images import LoadedImage, from_array, from_pil, to_array
 from umsn_cli.nn import UMSN
-from umsn_cli.weights import load_checkpoint, resolve_model_ref
+from umsn_cli.weights import load_model
 
 ImageLike = np.ndarray | Image.Image
 
@@ -46,7 +46,8 @@ class Restorer:
         self.model = model
         self.backend = backend
         self.model_ref = model_ref
-        self.input_size = model.config.input_size
+        self.contract = model.config.input  # what the weights expect of an image
+        self.input_size = self.contract.size
 
     @classmethod
     def load(
@@ -65,8 +66,7 @@ class Restorer:
         them is reported at once, not after the weights were downloaded and loaded.
         """
         runner_class = choose_backend(backend, device, precision)  # before any download
-        path, sha256 = resolve_model_ref(model, offline=offline, progress=progress)
-        network, _meta = load_checkpoint(path)
+        network, sha256 = load_model(model, offline=offline, progress=progress)
         runner = runner_class(network, weights_key=sha256, device=device, precision=precision)
         return cls(network, runner, model)
 

@@ -1,14 +1,14 @@
 """Turn arbitrary face photos into training faces (``umsn prepare``).
 
-Training reads aligned faces: the model's canonical framing (the landmark template
-of :mod:`umsn_cli.photo.align`) with a margin around it, so that the sampler can
-jitter scale and position. This module makes such faces from any photo:
+Training reads aligned faces: the model's canonical framing (the landmarks of its
+input contract, :class:`umsn_cli.contract.InputContract`) with a margin around it, so
+that the sampler can jitter scale and position. This module makes such faces from any photo:
 
 1. find the faces (YuNet, as photo mode does) and keep those at least ``min_face``
    pixels;
 2. fit the similarity transform onto the canonical landmarks and sample a window
-   :data:`MARGIN` times the canonical one, at :data:`SIDE` pixels (the canonical
-   128² face plus its margin), prefiltering photos that must shrink so nothing aliases;
+   :data:`MARGIN` times the canonical one (the contract's input size plus the
+   margin, :func:`stored_side`), prefiltering photos that must shrink so nothing aliases;
 3. skip faces whose canonical window leaves the photo by more than ``max_outside``
    of its area (the rest of a window that leaves the photo is filled by mirroring the photo),
    and faces too soft to be sharp targets (variance of the Laplacian of the canonical
@@ -34,17 +34,16 @@ import numpy as np
 import torch
 from PIL import Image
 
+from umsn_cli.contract import InputContract
 from umsn_cli.errors import ImageError, UmsnError, UsageError, one_line
 from umsn_cli.files import write_text
-from umsn_cli.images import read_image, save_label_png, save_rgb8
+from umsn_cli.images import quantise, read_image, save_label_png, save_rgb8
 from umsn_cli.inputs import plan_jobs
-from umsn_cli.photo.align import TEMPLATE, TEMPLATE_SIZE, similarity, warp
+from umsn_cli.photo.align import Alignment, crop, real_share, similarity
 from umsn_cli.photo.detect import choose_faces, detect_faces
 
 #: Stored faces cover this much more than the canonical window (the sampler's room).
 MARGIN = 1.25
-#: Side of a stored face: the canonical 128² window times :data:`MARGIN`.
-SIDE = round(TEMPLATE_SIZE * MARGIN)
 #: The canonical window's share of a stored face: ``umsn train`` reads it as ``crop``.
 CROP = 1 / MARGIN
 #: One CelebAMask-HQ label per UMSN class, for pseudo-labels (background, skin, nose, hair).
@@ -82,7 +81,7 @@ class PrepareReport:
 
 @dataclass(frozen=True)
 class PreparedFace:
-    image: np.ndarray  # SIDE×SIDE×3 float32 in [0, 1]
+    image: np.ndarray  # side×side×3 float32 in [0, 1] (:func:`stored_side`)
     outside: float  # share of the canonical window that lay outside the photo
     sharpness: float
     box: tuple[float, float, float, float]
@@ -95,34 +94,45 @@ def sharpness(rgb: np.ndarray) -> float:
     return float(lap.var())
 
 
-def frame_face(rgb: np.ndarray, landmarks: np.ndarray) -> tuple[np.ndarray, float]:
-    """The stored training face of one face (SIDE² RGB) and how much lay outside the photo.
+def stored_side(contract: InputContract) -> int:
+    """Side of a stored face: the contract's canonical window times :data:`MARGIN`."""
+    return round(contract.size * MARGIN)
+
+
+def frame_face(
+    rgb: np.ndarray, landmarks: np.ndarray, contract: InputContract
+) -> tuple[np.ndarray, float]:
+    """The stored training face of one face (side² RGB, :func:`stored_side`) and how
+    much of its canonical window lay outside the photo.
 
     ``landmarks`` are the detector's 5 points in photo pixels. A photo that must shrink
     by more than 10 % is first resized with a Lanczos filter, so the face is not aliased.
     """
-    offset = (SIDE - TEMPLATE_SIZE) / 2
-    matrix = similarity(landmarks, TEMPLATE + offset)  # photo px → stored px
+    side, size = stored_side(contract), contract.size
+    offset = (side - size) / 2
+    target = contract.template + offset
+    matrix = similarity(landmarks, target)  # photo px → stored px
     scale = float(np.sqrt(abs(np.linalg.det(matrix[:, :2]))))
     height, width = rgb.shape[:2]
     photo = rgb
     if scale < 0.9:
         size = (max(1, round(width * scale)), max(1, round(height * scale)))
-        pixels = Image.fromarray(np.rint(np.clip(rgb, 0, 1) * 255).astype(np.uint8))
+        pixels = Image.fromarray(quantise(rgb))
         photo = np.asarray(pixels.resize(size, Image.Resampling.LANCZOS), np.float32) / 255
-        matrix = similarity(landmarks * (size[0] / width, size[1] / height), TEMPLATE + offset)
-    linear = np.linalg.inv(matrix[:, :2])
-    inverse = np.hstack([linear, -linear @ matrix[:, 2:]])
-    tensor = torch.tensor(photo, dtype=torch.float32).permute(2, 0, 1)
-    face = warp(tensor, inverse, (SIDE, SIDE), "bicubic", "reflection").clamp(0, 1)
-    inside = warp(torch.ones(1, *tensor.shape[1:]), inverse, (SIDE, SIDE), "bilinear", "zeros")
-    lo, hi = round(offset), round(offset) + TEMPLATE_SIZE
-    outside = 1 - float(inside[0, lo:hi, lo:hi].clamp(0, 1).mean())
+        matrix = similarity(landmarks * (size[0] / width, size[1] / height), target)
+    alignment = Alignment(matrix, side)
+    face = crop(photo, alignment).clamp(0, 1)
+    inside = real_share(alignment.inverse(), (side, side), *photo.shape[:2])
+    lo, hi = round(offset), round(offset) + size
+    outside = 1 - float(inside[lo:hi, lo:hi].mean())
     return face.permute(1, 2, 0).numpy(), outside
 
 
-def prepare_photo(rgb: np.ndarray, options: PrepareOptions) -> tuple[list[PreparedFace], list[str]]:
+def prepare_photo(
+    rgb: np.ndarray, options: PrepareOptions, contract: InputContract | None = None
+) -> tuple[list[PreparedFace], list[str]]:
     """The training faces of one photo, and one reason for each face that was skipped."""
+    contract = contract or InputContract()
     height, width = rgb.shape[:2]
     found = detect_faces(rgb, min_face=options.min_face)
     faces, small = choose_faces(
@@ -133,12 +143,12 @@ def prepare_photo(rgb: np.ndarray, options: PrepareOptions) -> tuple[list[Prepar
         skipped.append("no face found")
     kept = []
     for face in sorted(faces, key=lambda f: -f.size):
-        image, outside = frame_face(rgb, face.landmarks)
+        image, outside = frame_face(rgb, face.landmarks, contract)
         if outside > options.max_outside:
             skipped.append("canonical window leaves the photo")
             continue
-        lo = (SIDE - TEMPLATE_SIZE) // 2
-        sharp = sharpness(image[lo : lo + TEMPLATE_SIZE, lo : lo + TEMPLATE_SIZE])
+        lo = (stored_side(contract) - contract.size) // 2
+        sharp = sharpness(image[lo : lo + contract.size, lo : lo + contract.size])
         if sharp < options.min_sharpness:
             skipped.append("too soft (below --min-sharpness)")
             continue
@@ -147,7 +157,7 @@ def prepare_photo(rgb: np.ndarray, options: PrepareOptions) -> tuple[list[Prepar
 
 
 def pseudo_labels(segment: Callable[[torch.Tensor], torch.Tensor], image: np.ndarray) -> np.ndarray:
-    """S-Net's classes of a stored face as a CelebAMask-HQ label map (uint8 SIDE²)."""
+    """S-Net's classes of a stored face as a CelebAMask-HQ label map (uint8, side²)."""
     x = torch.from_numpy(np.ascontiguousarray(image)).permute(2, 0, 1)[None]
     probs = segment(x)[0]
     return CLASS_LABELS[probs.argmax(0).numpy()]
@@ -160,12 +170,15 @@ def run(
     segment: Callable[[torch.Tensor], torch.Tensor] | None,
     labeller: str,
     on_file: Callable[[Path], None] | None = None,
+    contract: InputContract | None = None,
 ) -> PrepareReport:
     """Prepare every photo in ``items``; one bad file is reported, not the end of the run.
 
     ``segment`` maps a 1×3×H×W batch in [0, 1] to class probabilities (S-Net through a
-    backend); None writes no masks (``--no-labels``).
+    backend); None writes no masks (``--no-labels``). Faces are framed for ``contract``
+    (the labelling model's; by default the canonical one).
     """
+    contract = contract or InputContract()
     output = Path(output)
     images_dir, masks_dir = output / "images", output / "masks"
     jobs = plan_jobs(items, images_dir, recursive=options.recursive)
@@ -178,9 +191,9 @@ def run(
         output / "prepare.json",
         {
             "crop": CROP,
-            "side": SIDE,
-            "framing": "the canonical 128² landmark template of umsn_cli.photo.align, "
-            f"with a {MARGIN}× margin",
+            "side": stored_side(contract),
+            "framing": f"{contract.describe()}, with a {MARGIN}× margin",
+            "contract": contract.to_dict(),
             "labels": f"pseudo-labels by the S-Net of {labeller}" if segment else None,
             "options": asdict(options),
         },
@@ -191,12 +204,12 @@ def run(
     for job in jobs:
         try:
             loaded = read_image(job.source)
-            faces, skipped = prepare_photo(loaded.rgb, options)
+            faces, skipped = prepare_photo(loaded.rgb, options, contract)
             names = []
             for k, face in enumerate(faces):
                 stem = job.target_stem.name + (f"_{k + 1}" if len(faces) > 1 else "")
                 target = job.target_stem.with_name(stem + ".png")
-                pixels = np.rint(face.image * 255).astype(np.uint8)
+                pixels = quantise(face.image)
                 save_rgb8(target, pixels, overwrite=options.overwrite)
                 if segment is not None:
                     mask_path = masks_dir / target.relative_to(images_dir)

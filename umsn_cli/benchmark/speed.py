@@ -13,6 +13,7 @@ numbers as trained ones.
 
 from __future__ import annotations
 
+import logging
 import statistics
 import time
 from collections.abc import Callable, Sequence
@@ -27,6 +28,8 @@ from umsn_cli.backends import Backend, BackendInfo, create_backend, discover_bac
 from umsn_cli.backends.registry import check_settings, choose_backend
 from umsn_cli.errors import BackendUnavailableError, UsageError
 from umsn_cli.nn import UMSN, count_parameters
+
+log = logging.getLogger(__name__)
 
 _MIB = 1024 * 1024
 
@@ -334,3 +337,20 @@ def _row(
         gflop_per_face=gflop,
         fraction_of_peak=achieved_tflops / peak_tflops if peak_tflops else None,
     )
+
+
+def speed_model(model: str, *, offline: bool | None = None) -> tuple[UMSN, str]:
+    """The network to time and a key naming its weights: the weights if they can be had,
+    else (for a config name with no weights here, e.g. paper-size ``umsn``) random ones
+    of the same network, with a warning, since values do not change the speed."""
+    from umsn_cli.errors import ManifestError, WeightsError
+    from umsn_cli.nn import CONFIGS, build_model
+    from umsn_cli.weights import load_model
+
+    try:
+        return load_model(model, offline=offline, progress=True)
+    except (ManifestError, WeightsError):
+        if model not in CONFIGS:
+            raise
+        log.warning("no weights for %s here: timing random weights of the same network", model)
+        return build_model(model), f"random-{model}"

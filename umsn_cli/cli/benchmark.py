@@ -114,9 +114,9 @@ def benchmark(
     command = command_line(ctx)
     if speed:
         from umsn_cli.benchmark import report
-        from umsn_cli.benchmark.speed import measure_speed
+        from umsn_cli.benchmark.speed import measure_speed, speed_model
 
-        network, key = _speed_model(model, offline)
+        network, key = speed_model(model, offline=offline)
         result = measure_speed(
             network,
             weights_key=key,
@@ -230,24 +230,6 @@ def _show(report, table) -> None:
     """Print a table whole: a narrow terminal wraps it rather than cutting numbers off."""
     out_console.width = max(out_console.width, report.width(table))
     out_console.print(report.to_rich(table))
-
-
-def _speed_model(model: str, offline: bool):
-    """The network to time: its weights if they can be had, else (for a config name with
-    no weights here, e.g. paper-size ``umsn``) random ones, since values do not change
-    the speed."""
-    from umsn_cli.errors import ManifestError, WeightsError
-    from umsn_cli.nn import CONFIGS, build_model
-    from umsn_cli.weights import load_checkpoint, resolve_model_ref
-
-    try:
-        path, sha256 = resolve_model_ref(model, offline=offline, progress=True)
-    except (ManifestError, WeightsError):
-        if model not in CONFIGS:
-            raise
-        warn(f"no weights for {model} here: timing random weights of the same network")
-        return build_model(model), f"random-{model}"
-    return load_checkpoint(path)[0], sha256
 
 
 def _write(json_file: Path | None, markdown_file: Path | None, data: dict, markdown: str) -> None:

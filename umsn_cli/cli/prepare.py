@@ -60,10 +60,10 @@ def prepare(
         min_face=min_face, max_faces=max_faces, max_outside=max_outside,
         min_sharpness=min_sharpness, labels=labels, overwrite=overwrite, recursive=recursive,
     )  # fmt: skip
-    segment = None
+    segment = contract = None
     if labels:
         restorer = Restorer.load(model, backend=backend, offline=offline or None)
-        segment = restorer.backend.segment
+        segment, contract = restorer.backend.segment, restorer.contract
     columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
                TimeElapsedColumn())  # fmt: skip
     shown = err_console.is_terminal
@@ -71,7 +71,7 @@ def prepare(
         bar = progress.add_task("prepare", total=None)
         report = lib.run(
             inputs or [], output, options, segment, labeller=model,
-            on_file=lambda _path: progress.advance(bar),
+            on_file=lambda _path: progress.advance(bar), contract=contract,
         )  # fmt: skip
     report_problems(report.warnings, report.failed, verbose=verbose)
     skipped = ", ".join(f"{n} {reason}" for reason, n in sorted(report.skipped.items()))

@@ -8,8 +8,10 @@ checkpoint always knows the exact network it belongs to.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, fields, replace
+from dataclasses import asdict, dataclass, field, fields, replace
 from typing import Any
+
+from umsn_cli.contract import InputContract
 
 
 @dataclass(frozen=True)
@@ -89,7 +91,7 @@ class ModelConfig:
     fnet: Any = FNetConfig()
     bnet: Any = BNetConfig()
     confidence_width: int = 16  # CN: widths 16 → 32 over three down steps
-    input_size: int = 128  # training and canonical inference size (H = W)
+    input: InputContract = field(default_factory=InputContract)  # saved with the weights
     family: str = "dense"
     guided: bool = True
 
@@ -99,6 +101,11 @@ class ModelConfig:
         for part, kind in FAMILIES[self.family].items():
             if not isinstance(getattr(self, part), kind):
                 raise ValueError(f"{part} of a {self.family!r} model must be a {kind.__name__}")
+
+    @property
+    def input_size(self) -> int:
+        """Training and canonical inference size (H = W), from the input contract."""
+        return self.input.size
 
     @property
     def size_multiple(self) -> int:
@@ -111,11 +118,16 @@ class ModelConfig:
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> ModelConfig:
         """Rebuild a config; unknown keys are an error (a newer or corrupt checkpoint)."""
+        data = dict(data) if isinstance(data, dict) else data
+        if isinstance(data, dict) and "input_size" in data:  # checkpoints before the contract
+            data["input"] = {"size": data.pop("input_size")}
         _check_keys(cls, data)
         parts = FAMILIES.get(data.get("family", "dense"), {})
         kwargs: dict[str, Any] = {}
         for key, value in data.items():
-            if key in parts:
+            if key == "input":
+                kwargs[key] = InputContract.from_dict(value)
+            elif key in parts:
                 _check_keys(parts[key], value)
                 # JSON turns tuples into lists; the frozen configs hold tuples.
                 value = {k: tuple(v) if isinstance(v, list) else v for k, v in value.items()}

@@ -1,10 +1,10 @@
 """Aligning a face to the model's framing, and mapping results back into the photo.
 
-The networks were trained on one framing: the centre 384×384 of a CelebAMask-HQ
-frame, resized to 128×128. :data:`TEMPLATE` holds where YuNet puts the 5 landmarks in
-that framing (the mean over the 100 ``val/`` faces of celebamask-mini). A face in a
-photo is mapped onto it by the similarity transform (rotation, uniform scale,
-translation) that fits its landmarks best in the least-squares sense (Umeyama 1991).
+Each model was trained on one framing, its input contract's
+(:class:`umsn_cli.contract.InputContract`): where the 5 landmarks YuNet finds sit in
+its crop. A face in a photo is mapped onto them by the similarity transform
+(rotation, uniform scale, translation) that fits its landmarks best in the
+least-squares sense (Umeyama 1991).
 
 Crops are taken at the photo's own resolution (never smaller than the model input),
 so a large face is not shrunk on the way in; the restorer resizes for the network and
@@ -19,12 +19,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-#: Landmarks (eyes, nose tip, mouth corners; image left first) in the canonical 128²
-#: framing, measured with YuNet on the celebamask-mini val/ faces.
-TEMPLATE = np.array(
-    [[38.86, 58.34], [89.02, 59.25], [62.27, 87.98], [41.18, 102.99], [84.41, 104.03]]
-)
-TEMPLATE_SIZE = 128
+from umsn_cli.contract import InputContract
+
 #: The largest crop side: a bigger face is cropped at this size; the photo keeps its
 #: detail anyway, because only the model's upsampled change is added back.
 MAX_CROP = 1024
@@ -68,9 +64,10 @@ def similarity(source: np.ndarray, target: np.ndarray) -> np.ndarray:
     return np.hstack([linear, (mu_t - linear @ mu_s)[:, None]])
 
 
-def align(landmarks: np.ndarray, input_size: int) -> Alignment:
-    """The crop of a face: the canonical framing at the face's own resolution."""
-    matrix = similarity(landmarks, TEMPLATE * input_size / TEMPLATE_SIZE)
+def align(landmarks: np.ndarray, contract: InputContract) -> Alignment:
+    """The crop of a face: the contract's framing at the face's own resolution."""
+    input_size = contract.size
+    matrix = similarity(landmarks, contract.template)
     scale = float(np.sqrt(abs(np.linalg.det(matrix[:, :2]))))  # crop px per photo px
     size = int(min(MAX_CROP, max(input_size, round(input_size / scale))))
     return Alignment(matrix * size / input_size, size)
@@ -122,6 +119,18 @@ def sample_points(
     )
     m = torch.from_numpy(np.asarray(out_to_in, dtype=np.float64))
     return m[0, 0] * xs + m[0, 1] * ys + m[0, 2], m[1, 0] * xs + m[1, 1] * ys + m[1, 2]
+
+
+def real_share(
+    out_to_in: np.ndarray, size: tuple[int, int], height: int, width: int
+) -> torch.Tensor:
+    """How much of each output pixel's bilinear sample comes from a real photo pixel
+    (1 inside, falling to 0 within a pixel past the outer pixel centres): what warping
+    an all-ones height×width image with zero padding gives, without building it."""
+    x_in, y_in = sample_points(out_to_in, size)
+    share_x = torch.minimum(x_in + 1, width - x_in).clamp(0, 1)
+    share_y = torch.minimum(y_in + 1, height - y_in).clamp(0, 1)
+    return (share_x * share_y).float()
 
 
 def warp(

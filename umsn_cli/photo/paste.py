@@ -14,7 +14,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from umsn_cli.photo.align import Alignment, sample_points, warp
+from umsn_cli.photo.align import Alignment, real_share, warp
 
 GROW = 0.04  # the face mask grows by this fraction of the crop side
 FEATHER = 0.05  # then is blurred with σ of this fraction of the crop side
@@ -42,12 +42,8 @@ def real_pixels_mask(alignment: Alignment, height: int, width: int) -> torch.Ten
     fades out over the feather width, so nothing invented bleeds into the real pixels.
     """
     size = alignment.size
-    x_in, y_in = sample_points(alignment.inverse(), (size, size))
-    # Bilinear samples between the outer pixel centres read only real pixels.
-    slack = 1e-3
-    inside = (x_in >= -slack) & (x_in <= width - 1 + slack)
-    inside &= (y_in >= -slack) & (y_in <= height - 1 + slack)
-    inside = inside.float()[None, None]  # 1×1×S×S: crop pixels wholly inside
+    share = real_share(alignment.inverse(), (size, size), height, width)
+    inside = (share >= 0.999).float()[None, None]  # 1×1×S×S: crop pixels wholly inside
     if bool(inside.all()):
         return torch.ones(size, size)
     grow = max(1, round(FEATHER * size))

@@ -102,7 +102,7 @@ def restore_photo(
     if not faces:
         notes.append("no face found: left unchanged" if not found else "no face restored")
         return PhotoResult(rgb, [], notes)
-    alignments = [align(f.landmarks, restorer.input_size) for f in faces]
+    alignments = [align(f.landmarks, restorer.contract) for f in faces]
     crops = [crop(rgb, a).clamp(0, 1).permute(1, 2, 0).numpy() for a in alignments]
     results = restorer.deblur_batch([from_array(c) for c in crops])
     canvas = Canvas(rgb.astype(np.float32, copy=False))

@@ -24,7 +24,6 @@ DATA_TERMS = (
     "Trained on CelebAMask-HQ faces (celebamask-mini): non-commercial research use only, "
     "like the data; no redistribution of the data."
 )
-FRAMING = "aligned face crop: the centre 384×384 of a CelebAMask-HQ 512×512 frame, resized"
 
 
 def export_run(
@@ -92,7 +91,11 @@ def export_run(
         "size": dest.stat().st_size,
         "num_params": count_parameters(model),
         "urls": [],
-        "input": {"size": [config.input_size] * 2, "framing": FRAMING, "value_range": [0.0, 1.0]},
+        "input": {
+            "size": [config.input.size] * 2,
+            "framing": config.input.describe(),
+            "value_range": list(config.input.value_range),
+        },
         "metrics": metrics,
         "license": "Apache-2.0 (weights: see data_terms)",
         "data_terms": DATA_TERMS,

@@ -37,6 +37,7 @@ import shutil
 from dataclasses import asdict, dataclass
 from importlib.resources import files
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from umsn_cli.errors import (
     HashMismatchError,
@@ -49,6 +50,9 @@ from umsn_cli.paths import cache_root
 from umsn_cli.weights.checkpoint import load_checkpoint
 from umsn_cli.weights.download import download
 from umsn_cli.weights.manifest import Manifest, WeightsEntry, config_names, load_manifest
+
+if TYPE_CHECKING:
+    from umsn_cli.nn import UMSN
 
 ENV_CACHE = "UMSN_CACHE"
 ENV_OFFLINE = "UMSN_OFFLINE"
@@ -263,6 +267,29 @@ def get_imported(ref: str) -> ImportedCheckpoint:
     )
 
 
+def load_model(ref: str, *, offline: bool | None = None, progress: bool = True) -> tuple[UMSN, str]:
+    """The model a ``--model`` value names, and its file's sha256.
+
+    A manifest entry's input copy (size, value range) must match the input contract
+    saved in the checkpoint: a mismatch means the manifest describes other weights.
+    """
+    path, sha256, entry = _resolve_ref(ref, None, offline, progress)
+    model, _meta = load_checkpoint(path)
+    contract = model.config.input
+    if entry is not None and (
+        entry.input.size != (contract.size, contract.size)
+        or entry.input.value_range != contract.value_range
+    ):
+        height, width = entry.input.size
+        raise WeightsError(
+            f"{entry.id}: the manifest says the weights take {height}×{width} images in "
+            f"{list(entry.input.value_range)}, but the checkpoint was trained on "
+            f"{contract.size}×{contract.size} in {list(contract.value_range)}; the manifest "
+            "entry is wrong: fix it or re-export the weights"
+        )
+    return model, sha256
+
+
 def resolve_model_ref(
     ref: str,
     manifest: Manifest | None = None,
@@ -281,6 +308,14 @@ def resolve_model_ref(
 
     Anything else is an error that lists what would have worked.
     """
+    path, sha256, _entry = _resolve_ref(ref, manifest, offline, progress)
+    return path, sha256
+
+
+def _resolve_ref(
+    ref: str, manifest: Manifest | None, offline: bool | None, progress: bool
+) -> tuple[Path, str, WeightsEntry | None]:
+    """:func:`resolve_model_ref`, and the manifest entry where the ref named one."""
     if ref.startswith(IMPORTED_PREFIX):
         record = get_imported(ref)
         if sha256_file(record.path) != record.sha256:
@@ -290,7 +325,7 @@ def resolve_model_ref(
                 f"imported checkpoint {ref} was damaged on disk and has been removed; import "
                 f"it again with `umsn weights import {record.source}`"
             )
-        return record.path, record.sha256
+        return record.path, record.sha256, None
     if manifest is None:
         manifest = load_manifest()
     if ref in config_names() or any(entry.id == ref for entry in manifest):
@@ -302,10 +337,10 @@ def resolve_model_ref(
                     f"e.g. --model {imported[-1]} (see `umsn weights list`)"
                 )
         entry = manifest.get(ref)
-        return resolve(entry, offline=offline, progress=progress), entry.sha256
+        return resolve(entry, offline=offline, progress=progress), entry.sha256, entry
     path = Path(ref).expanduser()
     if path.is_file():
-        return path, sha256_file(path)
+        return path, sha256_file(path), None
     if os.sep in ref or "/" in ref or path.suffix in {".pt", ".pth"}:
         raise WeightsError(f"checkpoint file {ref} does not exist; check the path")
     raise UnknownWeightsError(
