@@ -27,11 +27,10 @@ import torch
 
 from umsn_cli.benchmark.datasets import TestSet, blurred_faces
 from umsn_cli.benchmark.quality import Model, RestorerModel, score
+from umsn_cli.faces import load_faces, split_holdout
 from umsn_cli.nn import get_config
 from umsn_cli.train.checkpoint import load_stage_weights, read_train_state
 from umsn_cli.train.config import TrainConfig
-from umsn_cli.train.data import load_faces
-from umsn_cli.train.loop import split_holdout
 from umsn_cli.train.stages import GeneratorStage, build_stage
 
 

@@ -17,9 +17,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from umsn_cli.faces import load_faces, split_holdout
 from umsn_cli.metrics import FScore
-from umsn_cli.train.data import load_faces
-from umsn_cli.train.loop import split_holdout
 from umsn_cli.train.validation import in_batches, make_validation_set
 from umsn_cli.visualize import CLASS_NAMES
 from umsn_cli.weights.checkpoint import load_checkpoint

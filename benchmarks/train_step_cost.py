@@ -27,8 +27,9 @@ from torch.utils.flop_counter import FlopCounterMode
 
 from umsn_cli.benchmark.speed import measure_matmul_peak
 from umsn_cli.blur.degrade import MIXES, motion_bank
+from umsn_cli.faces import FaceSet
 from umsn_cli.train.config import TrainConfig
-from umsn_cli.train.data import FaceSet, Sampler
+from umsn_cli.train.data import Sampler
 from umsn_cli.train.loop import prepare_stage
 
 

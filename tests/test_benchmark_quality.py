@@ -13,7 +13,7 @@ from umsn_cli.benchmark.datasets import Pair, TestSet, blurred_faces
 from umsn_cli.benchmark.quality import score
 from umsn_cli.blur import SHEN_SIZES
 from umsn_cli.blur.kernels import shen_bank
-from umsn_cli.train.data import FaceSet
+from umsn_cli.faces import FaceSet
 
 
 def faces(with_masks: bool = False) -> FaceSet:

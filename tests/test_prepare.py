@@ -90,7 +90,7 @@ def test_training_reads_prepared_faces_with_celebamask_ones(tmp_path, tiny_check
     """A prepared folder joins the training faces: same stored size and window."""
     from test_train import make_dataset
 
-    from umsn_cli.train.data import concat_faces, load_faces, load_prepared
+    from umsn_cli.faces import concat_faces, load_faces, load_prepared
 
     out = tmp_path / "faces"
     assert (

@@ -22,11 +22,14 @@ from typer.testing import CliRunner
 
 from umsn_cli.blur.degrade import MIXES, motion_bank
 from umsn_cli.cli import app
+from umsn_cli.faces import load_faces, split_holdout
 from umsn_cli.metrics import FScore, psnr
 from umsn_cli.train import losses
 from umsn_cli.train.config import TrainConfig
-from umsn_cli.train.data import SIZE, Sampler, load_faces
-from umsn_cli.train.loop import learning_rate, split_holdout
+from umsn_cli.train.data import Sampler
+from umsn_cli.train.loop import learning_rate
+
+SIZE = 128  # the default input contract's
 
 # Small, fast and deterministic: every CLI run below starts from these.
 FAST = [

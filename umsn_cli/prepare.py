@@ -36,14 +36,13 @@ from PIL import Image
 
 from umsn_cli.contract import InputContract
 from umsn_cli.errors import ImageError, UmsnError, UsageError, one_line
+from umsn_cli.faces import MARGIN
 from umsn_cli.files import write_text
 from umsn_cli.images import quantise, read_image, save_label_png, save_rgb8
 from umsn_cli.inputs import plan_jobs
 from umsn_cli.photo.align import Alignment, crop, real_share, similarity
 from umsn_cli.photo.detect import choose_faces, detect_faces
 
-#: Stored faces cover this much more than the canonical window (the sampler's room).
-MARGIN = 1.25
 #: The canonical window's share of a stored face: ``umsn train`` reads it as ``crop``.
 CROP = 1 / MARGIN
 #: One CelebAMask-HQ label per UMSN class, for pseudo-labels (background, skin, nose, hair).
@@ -241,17 +240,6 @@ def run(
     write_text(output / "prepare.jsonl", text)
     report.seconds = time.perf_counter() - start
     return report
-
-
-def read_prepared_crop(folder: Path) -> float | None:
-    """The ``crop`` of a folder ``umsn prepare`` wrote (its images/ or itself), else None."""
-    for candidate in (folder / "prepare.json", folder.parent / "prepare.json"):
-        if candidate.is_file():
-            try:
-                return float(json.loads(candidate.read_text())["crop"])
-            except (OSError, ValueError, KeyError, TypeError) as exc:
-                raise UsageError(f"{candidate}: not a umsn prepare record ({exc})") from exc
-    return None
 
 
 def _write_json(path: Path, data: dict) -> None:

@@ -28,11 +28,10 @@ from PIL import Image
 from umsn_cli.blur import add_noise, blur_batch
 from umsn_cli.blur.kernels import shen_bank
 from umsn_cli.errors import DatasetMissingError, ImageError, UsageError
+from umsn_cli.faces import FaceSet, load_faces
 from umsn_cli.images import read_image
 from umsn_cli.inputs import IMAGE_SUFFIXES
 from umsn_cli.labels import one_hot
-from umsn_cli.train.data import FaceSet, load_faces
-from umsn_cli.train.validation import canonical
 
 _SHEN_NAME = re.compile(r"^(?P<face>.+)_ker(?P<index>\d+)_blur_k(?P<size>\d+)$")
 _BLUR_DIRS = ("blur", "blurry")
@@ -142,13 +141,15 @@ def open_dataset(
     noise: float = 0.01,
     per_size: int = 10,
     crop: float = 1.0,
+    size: int = 128,
     limit: int | None = None,
 ) -> TestSet:
     """Open ``spec``: a named set (``helen``, ``celeba``, ``pubfig``) or a folder.
 
     A folder holding blurred/sharp subfolders is read as it is; a folder of sharp faces
-    (or one with ``images/`` and CelebAMask-HQ ``masks/``) is blurred here with
-    ``kernels`` or the seeded Shen bank. ``limit`` keeps only the first faces.
+    (or one with ``images/`` and CelebAMask-HQ ``masks/``) is framed at ``size``² (the
+    model's input contract) and blurred here with ``kernels`` or the seeded Shen bank.
+    ``limit`` keeps only the first faces.
     """
     if spec in NAMED_DATASETS:
         return paired_folders(find_named(spec, root), spec, limit=limit)
@@ -162,8 +163,9 @@ def open_dataset(
     if _subfolder(folder, _BLUR_DIRS) is not None:
         return paired_folders(folder, folder.name, limit=limit)
     return synthesized(
-        folder, kernels, seed=seed, noise=noise, per_size=per_size, crop=crop, limit=limit
-    )
+        folder, kernels, seed=seed, noise=noise, per_size=per_size, crop=crop, size=size,
+        limit=limit,
+    )  # fmt: skip
 
 
 def paired_folders(folder: Path, name: str, *, limit: int | None = None) -> TestSet:
@@ -260,6 +262,7 @@ def synthesized(
     noise: float,
     per_size: int,
     crop: float,
+    size: int,
     limit: int | None,
 ) -> TestSet:
     """A folder of sharp faces (or ``images/`` + CelebAMask-HQ ``masks/``), blurred here."""
@@ -267,7 +270,7 @@ def synthesized(
     if (folder / "images").is_dir():
         images = folder / "images"
         masks = folder / "masks" if (folder / "masks").is_dir() else None
-    faces = load_faces(images, masks, crop=crop)
+    faces = load_faces(images, masks, crop=crop, size=size)
     if limit is not None:
         faces = faces.subset(list(range(min(limit, len(faces)))))
     return blurred_faces(folder.name, faces, kernels, seed=seed, noise=noise, per_size=per_size)
@@ -287,7 +290,7 @@ def blurred_faces(
     ``kernels`` None is the Shen et al. protocol: the first ``per_size`` kernels of the
     seeded bank at each size 13 … 27.
     """
-    sharp, soft = canonical(faces)
+    sharp, soft = faces.canonical()
     if kernels is None:
         bank = [
             (f"ker{i:02d}_blur_k{size}", size, i, k)

@@ -142,6 +142,9 @@ def benchmark(
     from umsn_cli.benchmark import datasets, quality, report
     from umsn_cli.blur.synth import load_kernels
 
+    restorer = Restorer.load(
+        model, backend=backend, device=device, precision=precision, offline=offline, progress=True
+    )
     test = datasets.open_dataset(
         dataset,
         root=datasets.data_root(data_root),
@@ -150,12 +153,10 @@ def benchmark(
         noise=noise,
         per_size=per_size,
         crop=crop,
+        size=restorer.input_size,  # faces framed as the model's input contract says
         limit=limit,
     )
     embedder, note = _identity(identity)
-    restorer = Restorer.load(
-        model, backend=backend, device=device, precision=precision, offline=offline, progress=True
-    )
     err_console.print(f"benchmark {escape(test.name)}: {test.count} cases, {restorer.info}")
     columns = (
         TextColumn("{task.description}"),

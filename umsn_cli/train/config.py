@@ -12,6 +12,7 @@ from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
 from typing import Any
 
+from umsn_cli.contract import InputContract
 from umsn_cli.errors import UsageError
 
 STAGES = ("snet", "fnet", "umsn", "bnet")
@@ -29,7 +30,9 @@ class TrainConfig:
     # on (the hold-out comes from --data alone).
     extra_data: tuple[str, ...] = ()
     val_data: str | None = None  # folder of sharp faces for deblurring validation
-    crop: float = 0.75  # centre fraction of each image that is the canonical framing
+    # Centre fraction of each --data/--val-data image that is the canonical framing;
+    # None: the model's input contract says (0.75, CelebAMask-HQ's 512² frames).
+    crop: float | None = None
     holdout: int = 100  # faces with masks kept out of training, for validation
     steps: int = 2000
     batch_size: int = 16
@@ -68,6 +71,18 @@ class TrainConfig:
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+    @property
+    def contract(self) -> InputContract:
+        """The input contract of the model being trained: its size and framing."""
+        from umsn_cli.nn.config import get_config  # torch-free callers keep this module light
+
+        return get_config(self.model).input
+
+    @property
+    def face_crop(self) -> float:
+        """``crop``, or where it is not given the contract's."""
+        return self.contract.crop if self.crop is None else self.crop
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> TrainConfig:

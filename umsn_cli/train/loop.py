@@ -23,7 +23,8 @@ import torch
 import torch.distributed as dist
 
 from umsn_cli.blur.degrade import MIXES, DegradationMix, motion_bank, preview
-from umsn_cli.errors import TrainingDiverged, UsageError
+from umsn_cli.errors import TrainingDiverged
+from umsn_cli.faces import FaceSet, concat_faces, load_faces, load_prepared, split_holdout
 from umsn_cli.files import write_text
 from umsn_cli.images import save_rgb8
 from umsn_cli.nn import get_config
@@ -34,7 +35,7 @@ from umsn_cli.train.checkpoint import (
     save_train_state,
 )
 from umsn_cli.train.config import TrainConfig
-from umsn_cli.train.data import FaceSet, Sampler, concat_faces, load_faces, load_prepared
+from umsn_cli.train.data import Sampler
 from umsn_cli.train.report import plot_curves
 from umsn_cli.train.stages import Stage, build_stage
 
@@ -60,16 +61,6 @@ def init_distributed(device: torch.device) -> Rank:
     if not dist.is_initialized():
         dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
     return Rank(dist.get_rank(), dist.get_world_size())
-
-
-def split_holdout(faces: FaceSet, holdout: int, seed: int) -> tuple[FaceSet, FaceSet | None]:
-    """A seeded split: ``holdout`` faces (with masks) never trained on, for validation."""
-    if holdout <= 0 or faces.masks is None:
-        return faces, None
-    if holdout >= len(faces):
-        raise UsageError(f"--holdout {holdout} leaves no training faces (there are {len(faces)})")
-    order = np.random.default_rng(seed).permutation(len(faces))
-    return faces.subset(np.sort(order[holdout:])), faces.subset(np.sort(order[:holdout]))
 
 
 def learning_rate(cfg: TrainConfig, step: int) -> float:
@@ -99,10 +90,13 @@ def train(cfg: TrainConfig, resume: bool = False, progress: Progress | None = No
     rank = init_distributed(device)
     torch.manual_seed(cfg.seed + rank.rank)
 
-    faces = load_faces(Path(cfg.data), Path(cfg.masks) if cfg.masks else None, cfg.crop)
+    size = cfg.contract.size
+    masks = Path(cfg.masks) if cfg.masks else None
+    faces = load_faces(Path(cfg.data), masks, cfg.face_crop, size)
     train_faces, holdout = split_holdout(faces, cfg.holdout, cfg.seed)
     if cfg.extra_data:
-        train_faces = concat_faces([train_faces, *(load_prepared(Path(d)) for d in cfg.extra_data)])
+        extra = [load_prepared(Path(d), size) for d in cfg.extra_data]
+        train_faces = concat_faces([train_faces, *extra])
     mix = MIXES[cfg.degradation].with_noise_max(cfg.noise_max)
     kernels = motion_bank(mix, cfg.kernel_bank, cfg.seed)
     sampler = Sampler(train_faces, kernels, seed=cfg.seed * 1000 + rank.rank, mix=mix)

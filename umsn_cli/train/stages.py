@@ -22,11 +22,12 @@ import torch.nn.functional as F
 from torch import nn
 
 from umsn_cli.errors import UsageError
+from umsn_cli.faces import FaceSet, load_faces
 from umsn_cli.nn import ModelConfig
 from umsn_cli.nn.umsn import make_confidence, make_fnet, make_generator, make_snet
 from umsn_cli.train import losses
 from umsn_cli.train.config import TrainConfig
-from umsn_cli.train.data import Batch, FaceSet, Sampler, load_faces
+from umsn_cli.train.data import Batch, Sampler
 from umsn_cli.train.validation import (
     ValidationSet,
     in_batches,
@@ -206,7 +207,7 @@ class GeneratorStage(Stage):
     def validation_set(self, cfg: TrainConfig, holdout: FaceSet | None) -> ValidationSet:
         """Generators validate on ``--val-data`` when given (deblurring needs no labels)."""
         if cfg.val_data:
-            faces = load_faces(Path(cfg.val_data), crop=cfg.crop)
+            faces = load_faces(Path(cfg.val_data), crop=cfg.face_crop, size=cfg.contract.size)
             return make_validation_set(faces, cfg.val_noise)
         return super().validation_set(cfg, holdout)
 

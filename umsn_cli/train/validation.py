@@ -13,12 +13,11 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
 from umsn_cli.blur import SHEN_SIZES, add_noise, blur_batch, random_kernels
 from umsn_cli.blur.convolve import stack_kernels
+from umsn_cli.faces import FaceSet
 from umsn_cli.metrics import FScore, aligned, best_shift, masked_psnr, psnr, ssim
-from umsn_cli.train.data import SIZE, FaceSet
 
 VAL_SEED = 20200107  # fixed forever: changing it changes every reported number
 
@@ -38,27 +37,11 @@ class ValidationSet:
         return ValidationSet(self.sharp.to(device), self.blurry.to(device), masks, self.sizes)
 
 
-def canonical(faces: FaceSet) -> tuple[torch.Tensor, torch.Tensor | None]:
-    """Every face (and its masks) at exactly the canonical framing, 128×128."""
-    n = len(faces)
-    theta = torch.zeros(n, 2, 3)
-    theta[:, 0, 0] = theta[:, 1, 1] = faces.window
-    grid = F.affine_grid(theta, [n, 1, SIZE, SIZE], align_corners=False)
-    images = torch.from_numpy(faces.images).permute(0, 3, 1, 2).float() / 255
-    sharp = F.grid_sample(images, grid, mode="bilinear", align_corners=False).clamp(0, 1)
-    masks = None
-    if faces.masks is not None:
-        masks = F.grid_sample(
-            torch.from_numpy(faces.masks).float() / 255, grid, mode="bilinear", align_corners=False
-        )
-    return sharp, masks
-
-
 def make_validation_set(
     faces: FaceSet, noise: float, blur_class: int | None = None
 ) -> ValidationSet:
     """The fixed blurred copy of ``faces``; ``blur_class`` blurs only that class (F-Nets)."""
-    sharp, masks = canonical(faces)
+    sharp, masks = faces.canonical()
     sizes = [SHEN_SIZES[i % len(SHEN_SIZES)] for i in range(len(faces))]
     kernels = stack_kernels(random_kernels(sizes, VAL_SEED))
     generator = torch.Generator().manual_seed(VAL_SEED)
