@@ -3,7 +3,10 @@
 Every error a user can cause is a subclass of :class:`UmsnError`. Its message is a
 single line that says what went wrong *and what to do about it*; the CLI prints it
 as is and exits with :attr:`UmsnError.exit_code`, showing a traceback only with
-``--debug``. Library callers can catch the specific subclasses.
+``--debug``. Library callers can catch the specific subclasses, or the builtin each
+also is (as huggingface_hub's errors are): a :class:`UsageError` is a ``ValueError``,
+an :class:`ImageError` an ``OSError``, :class:`DownloadError` and
+:class:`OfflineError` are ``ConnectionError``, and so on.
 """
 
 from __future__ import annotations
@@ -24,7 +27,7 @@ class UmsnError(Exception):
     exit_code: int = 1
 
 
-class UsageError(UmsnError):
+class UsageError(UmsnError, ValueError):
     """The command line or API call asked for something impossible (exit 2)."""
 
     exit_code = 2
@@ -34,7 +37,7 @@ class DatasetMissingError(UsageError):
     """A named test set is not on this machine (they cannot be downloaded; exit 2)."""
 
 
-class ImageError(UmsnError):
+class ImageError(UmsnError, OSError):
     """An input image cannot be read, or an output cannot be written."""
 
 
@@ -50,19 +53,19 @@ class WeightsError(UmsnError):
     """Weights cannot be found, fetched, verified or loaded."""
 
 
-class HashMismatchError(WeightsError):
+class HashMismatchError(WeightsError, ValueError):
     """A weights file does not have the size or sha256 its manifest entry records."""
 
 
-class DownloadError(WeightsError):
+class DownloadError(WeightsError, ConnectionError):
     """A download failed after its retries (network error, HTTP error, stall)."""
 
 
-class OfflineError(WeightsError):
+class OfflineError(WeightsError, ConnectionError):
     """Weights are needed from the network but offline mode forbids opening a socket."""
 
 
-class BackendUnavailableError(UmsnError):
+class BackendUnavailableError(UmsnError, RuntimeError):
     """An inference backend or device was asked for but cannot run on this machine.
 
     A usage error (exit 2): the command asked for something this machine cannot do,
@@ -72,7 +75,7 @@ class BackendUnavailableError(UmsnError):
     exit_code = 2
 
 
-class MissingExtraError(UmsnError):
+class MissingExtraError(UmsnError, ImportError):
     """An optional feature needs packages from an extra (``umsn[...]``) that are not installed."""
 
 

@@ -26,7 +26,7 @@ import png
 import tifffile
 from PIL import Image, UnidentifiedImageError
 
-from umsn_cli.errors import ImageError, UsageError, one_line
+from umsn_cli.errors import ImageError, UmsnError, UsageError, one_line
 from umsn_cli.files import write_bytes
 
 _ORIENTATION = 0x0112  # EXIF tag: how the stored pixels must be turned to stand upright
@@ -618,6 +618,8 @@ def atomic_write(path: Path, encode: Callable[[BinaryIO], None], *, overwrite: b
         write_bytes(path, buffer.getvalue(), overwrite=overwrite)
     except FileExistsError as exc:
         raise ImageError(f"{path}: already exists; pass --overwrite to replace it") from exc
+    except UmsnError:  # already one line (and ours subclass OSError and ValueError)
+        raise
     except (OSError, ValueError, png.Error) as exc:
         raise ImageError(
             f"{path}: cannot write it ({one_line(exc)}); check free space and permissions, "

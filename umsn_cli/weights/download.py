@@ -38,7 +38,7 @@ from rich.progress import (
 )
 
 from umsn_cli import __version__
-from umsn_cli.errors import DownloadError, HashMismatchError, WeightsError
+from umsn_cli.errors import DownloadError, HashMismatchError, UmsnError, WeightsError
 from umsn_cli.files import sha256_file, temporary_file
 
 if TYPE_CHECKING:
@@ -170,6 +170,8 @@ def _fetch_once(
                     f"{url} served a file whose sha256 is {digest[:12]}…, not the expected "
                     f"{sha256[:12]}…; the file on the server is wrong or was replaced, report it"
                 )
+    except UmsnError:  # already one line (and a DownloadError is an OSError too)
+        raise
     except OSError as exc:  # the network errors were already translated by _stream
         raise DownloadError(
             f"cannot write {target.parent} ({exc.strerror or exc}); free some disk space "
