@@ -27,6 +27,7 @@ from umsn_cli.backends.registry import choose_backend
 from umsn_cli.images import LoadedImage, from_array, from_pil, to_array
 from umsn_cli.nn import UMSN
 from umsn_cli.weights import load_model
+from umsn_cli.weights.manifest import DEFAULT_MODEL
 
 ImageLike = np.ndarray | Image.Image
 
@@ -52,7 +53,7 @@ class Restorer:
     @classmethod
     def load(
         cls,
-        model: str = "umsn-lite",
+        model: str = DEFAULT_MODEL,
         *,
         backend: str = "auto",
         device: str | None = None,
@@ -96,7 +97,7 @@ class Restorer:
 
 @functools.lru_cache(maxsize=4)
 def load_restorer(
-    model: str = "umsn-lite",
+    model: str = DEFAULT_MODEL,
     backend: str = "auto",
     device: str | None = None,
     precision: str = "auto",
@@ -121,7 +122,7 @@ MODES = ("auto", "aligned", "photo")
 def restore(
     image: ImageLike,
     *,
-    model: str = "umsn-lite",
+    model: str = DEFAULT_MODEL,
     backend: str = "auto",
     mode: str = "auto",
     min_face: int = 24,
@@ -165,7 +166,7 @@ def deblur(image: ImageLike, **options: Any) -> ImageLike:
     return restore(image, **options).image
 
 
-def segment(image: ImageLike, *, model: str = "umsn-lite", backend: str = "auto") -> np.ndarray:
+def segment(image: ImageLike, *, model: str = DEFAULT_MODEL, backend: str = "auto") -> np.ndarray:
     """Class probabilities (background, skin, features, hair) as float32 4×H×W."""
     return load_restorer(model, backend).segment_batch([_load(image)])[0]
 

@@ -6,64 +6,90 @@ import io
 import sys
 import tempfile
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.markup import escape
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from umsn_cli.cli._common import err_console, out_console, report_problems
+from umsn_cli.cli._common import err_console, out_console, progress_bar, report_problems
 from umsn_cli.errors import ImageError, UsageError
 
 if TYPE_CHECKING:
     from umsn_cli.batch import Report
 
-INPUTS = typer.Argument(
-    None, help="Image files, folders or quoted glob patterns.", show_default=False
-)
-OUTPUT = typer.Option(
-    ..., "-o", "--output", help="Output folder (created if missing); - for standard output."
-)
-RECURSIVE = typer.Option(False, "--recursive", "-r", help="Walk folders recursively.")
-SUFFIX = typer.Option("", "--suffix", help="Appended to every output name, e.g. _restored.")
-OVERWRITE = typer.Option(False, "--overwrite", help="Replace existing outputs.")
-MODEL = typer.Option(
-    "umsn-lite",
-    "--model",
-    "-m",
-    help="Weights id, config name, imported id or checkpoint file (see `umsn weights list`).",
-)
-BACKEND = typer.Option(
-    "auto",
-    "--backend",
-    "-b",
-    help="Inference backend: auto, cpu, torchscript, cuda or an installed plugin.",
-)
-DEVICE = typer.Option(None, "--device", help="torch device, e.g. cpu or cuda:0.")
-PRECISION = typer.Option(
-    "auto", "--precision", help="auto (bf16 where the CPU/GPU has it natively), fp32, bf16, fp16."
-)
-BATCH_SIZE = typer.Option(8, "--batch-size", min=1, max=1024, help="Faces per forward pass.")
-OFFLINE = typer.Option(False, "--offline", help="Never use the network (also UMSN_OFFLINE=1).")
-VERBOSE = typer.Option(False, "--verbose", "-v", help="Print every per-file warning.")
-QUIET = typer.Option(False, "--quiet", "-q", help="Print only errors (no summary, warnings).")
-SKIP_EXISTING = typer.Option(
-    False, "--skip-existing", help="Skip inputs whose outputs all exist (resume a batch)."
-)
-SHARD = typer.Option(
-    None,
-    "--shard",
-    metavar="K/N",
-    help="Process only the K-th of N interleaved parts of the inputs (cluster arrays).",
-    show_default=False,
-)
-
-
-EXAMPLE = typer.Option(
-    False,
-    "--example",
-    help="Also process the built-in example: a public-domain face, motion-blurred.",
-)
+# The options several commands share, as ``Annotated`` types (Typer's recommended
+# style): a command declares ``model: opt.Model = DEFAULT_MODEL``.
+Inputs = Annotated[
+    list[str] | None,
+    typer.Argument(help="Image files, folders or quoted glob patterns.", show_default=False),
+]
+Output = Annotated[
+    Path,
+    typer.Option(
+        "-o", "--output", help="Output folder (created if missing); - for standard output."
+    ),
+]
+Recursive = Annotated[bool, typer.Option("--recursive", "-r", help="Walk folders recursively.")]
+Suffix = Annotated[
+    str, typer.Option("--suffix", help="Appended to every output name, e.g. _restored.")
+]
+Overwrite = Annotated[bool, typer.Option("--overwrite", help="Replace existing outputs.")]
+Model = Annotated[
+    str,
+    typer.Option(
+        "--model",
+        "-m",
+        help="Weights id, config name, imported id or checkpoint file (see `umsn weights list`).",
+    ),
+]
+Backend = Annotated[
+    str,
+    typer.Option(
+        "--backend",
+        "-b",
+        help="Inference backend: auto, cpu, torchscript, cuda or an installed plugin.",
+    ),
+]
+Device = Annotated[
+    str | None,
+    typer.Option("--device", help="torch device, e.g. cpu or cuda:0."),
+]
+Precision = Annotated[
+    str,
+    typer.Option(
+        "--precision",
+        help="auto (bf16 where the CPU/GPU has it natively), fp32, bf16, fp16.",
+    ),
+]
+BatchSize = Annotated[
+    int, typer.Option("--batch-size", min=1, max=1024, help="Faces per forward pass.")
+]
+Offline = Annotated[
+    bool, typer.Option("--offline", help="Never use the network (also UMSN_OFFLINE=1).")
+]
+Verbose = Annotated[bool, typer.Option("--verbose", "-v", help="Print every per-file warning.")]
+Quiet = Annotated[
+    bool, typer.Option("--quiet", "-q", help="Print only errors (no summary, warnings).")
+]
+SkipExisting = Annotated[
+    bool,
+    typer.Option("--skip-existing", help="Skip inputs whose outputs all exist (resume a batch)."),
+]
+Shard = Annotated[
+    str | None,
+    typer.Option(
+        "--shard",
+        metavar="K/N",
+        help="Process only the K-th of N interleaved parts of the inputs (cluster arrays).",
+        show_default=False,
+    ),
+]
+Example = Annotated[
+    bool,
+    typer.Option(
+        "--example", help="Also process the built-in example: a public-domain face, motion-blurred."
+    ),
+]
 
 
 def run_batch(
@@ -124,18 +150,8 @@ def run_batch(
             )
         if not quiet:
             err_console.print(f"using {restorer.info}")
-        columns = (
-            TextColumn("{task.description}"),
-            BarColumn(),
-            MofNCompleteColumn(),
-            TimeElapsedColumn(),
-        )
-        shown = err_console.is_terminal  # no bar (nor its blank line) in logs and pipes
-        with Progress(*columns, console=err_console, transient=True, disable=not shown) as progress:
-            bar = progress.add_task(task, total=len(jobs))
-            report = batch.run(
-                jobs, restorer, settings, on_file=lambda _path: progress.advance(bar)
-            )
+        with progress_bar(task, len(jobs)) as bar:
+            report = batch.run(jobs, restorer, settings, on_file=bar.advance)
         report.failed[:0] = missing
         if to_stdout:
             _summarise(task, report, Path("-"), verbose=True, quiet=quiet, paths=False)

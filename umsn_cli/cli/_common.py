@@ -11,13 +11,15 @@ import functools
 import logging
 import signal
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import ParamSpec, TypeVar
 
 import typer
 from rich.console import Console
 from rich.markup import escape
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from umsn_cli.errors import Terminated, UmsnError
 
@@ -105,3 +107,29 @@ def reports_errors(func: Callable[P, R]) -> Callable[P, R]:
             raise fail("terminated (SIGTERM); partial outputs were removed", 143) from None
 
     return wrapper
+
+
+class Bar:
+    """A :func:`progress_bar`'s handle: count work done one item at a time or outright."""
+
+    def __init__(self, progress: Progress, task: object) -> None:
+        self._progress, self._task = progress, task
+
+    def advance(self, *_args: object) -> None:
+        """One more item done (extra arguments, e.g. the file, are ignored)."""
+        self._progress.advance(self._task)  # type: ignore[arg-type]
+
+    def set(self, done: int) -> None:
+        """``done`` items done so far."""
+        self._progress.update(self._task, completed=done)  # type: ignore[arg-type]
+
+
+@contextmanager
+def progress_bar(description: str, total: int | None) -> Iterator[Bar]:
+    """Done/total, elapsed time, on stderr; gone when finished, and never drawn when
+    stderr is not a terminal (no bar, nor its blank line, in logs and pipes)."""
+    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+               TimeElapsedColumn())  # fmt: skip
+    shown = err_console.is_terminal
+    with Progress(*columns, console=err_console, transient=True, disable=not shown) as progress:
+        yield Bar(progress, progress.add_task(description, total=total))

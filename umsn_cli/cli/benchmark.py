@@ -8,11 +8,11 @@ from pathlib import Path
 
 import typer
 from rich.markup import escape
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from umsn_cli.cli import _batch as opt
-from umsn_cli.cli._common import err_console, out_console, reports_errors, warn
+from umsn_cli.cli._common import err_console, out_console, progress_bar, reports_errors, warn
 from umsn_cli.errors import UsageError
+from umsn_cli.weights.manifest import DEFAULT_MODEL
 
 
 @reports_errors
@@ -90,17 +90,17 @@ def benchmark(
         [128, 256], "--size", min=16, max=2048, help="Speed: image sizes (repeat the option)."
     ),
     repeats: int = typer.Option(5, "--repeats", min=1, help="Speed: timed runs per setting."),
-    model: str = opt.MODEL,
+    model: opt.Model = DEFAULT_MODEL,
     backend: str = typer.Option(
         "auto",
         "--backend",
         "-b",
         help="Inference backend; for --speed, 'all' (default with --speed) times each one.",
     ),
-    device: str | None = opt.DEVICE,
-    precision: str = opt.PRECISION,
-    batch_size: int = opt.BATCH_SIZE,
-    offline: bool = opt.OFFLINE,
+    device: opt.Device = None,
+    precision: opt.Precision = "auto",
+    batch_size: opt.BatchSize = 8,
+    offline: opt.Offline = False,
 ) -> None:
     """Score a model on a test set (PSNR/SSIM overall, per kernel size, per class).
 
@@ -158,15 +158,7 @@ def benchmark(
     )
     embedder, note = _identity(identity)
     err_console.print(f"benchmark {escape(test.name)}: {test.count} cases, {restorer.info}")
-    columns = (
-        TextColumn("{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeElapsedColumn(),
-    )
-    shown = err_console.is_terminal
-    with Progress(*columns, console=err_console, transient=True, disable=not shown) as bar:
-        task = bar.add_task("scoring", total=test.count)
+    with progress_bar("scoring", test.count) as bar:
         result = quality.score(
             test,
             quality.RestorerModel(restorer),
@@ -176,7 +168,7 @@ def benchmark(
             identity_note=note,
             batch=batch_size,
             align=align,
-            progress=lambda done: bar.update(task, completed=done),
+            progress=bar.set,
         )
     if result.skipped:
         why, count = result.skipped[0][1], len(result.skipped)

@@ -2,25 +2,24 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import typer
 
 from umsn_cli.cli import _batch as opt
 from umsn_cli.cli._common import reports_errors
+from umsn_cli.weights.manifest import DEFAULT_MODEL
 
 
 @reports_errors
 def deblur(
-    inputs: list[str] | None = opt.INPUTS,
-    output: Path = opt.OUTPUT,
-    example: bool = opt.EXAMPLE,
-    recursive: bool = opt.RECURSIVE,
-    suffix: str = opt.SUFFIX,
+    output: opt.Output,  # first: a required option cannot follow defaults
+    inputs: opt.Inputs = None,
+    example: opt.Example = False,
+    recursive: opt.Recursive = False,
+    suffix: opt.Suffix = "",
     ext: str | None = typer.Option(
         None, "--ext", help="Output type (png, jpg, tif, webp, bmp); default: the input's."
     ),
-    overwrite: bool = opt.OVERWRITE,
+    overwrite: opt.Overwrite = False,
     side_by_side: bool = typer.Option(
         False, "--side-by-side", help="Also write NAME_compare.png: blurry | restored."
     ),
@@ -51,16 +50,16 @@ def deblur(
     save_faces: bool = typer.Option(
         False, "--save-faces", help="Photo mode: also write each aligned face before and after."
     ),
-    model: str = opt.MODEL,
-    backend: str = opt.BACKEND,
-    device: str | None = opt.DEVICE,
-    precision: str = opt.PRECISION,
-    batch_size: int = opt.BATCH_SIZE,
-    offline: bool = opt.OFFLINE,
-    verbose: bool = opt.VERBOSE,
-    quiet: bool = opt.QUIET,
-    skip_existing: bool = opt.SKIP_EXISTING,
-    shard: str | None = opt.SHARD,
+    model: opt.Model = DEFAULT_MODEL,
+    backend: opt.Backend = "auto",
+    device: opt.Device = None,
+    precision: opt.Precision = "auto",
+    batch_size: opt.BatchSize = 8,
+    offline: opt.Offline = False,
+    verbose: opt.Verbose = False,
+    quiet: opt.Quiet = False,
+    skip_existing: opt.SkipExisting = False,
+    shard: opt.Shard = None,
 ) -> None:
     """Restore blurred faces in photos or aligned face crops into the -o folder.
 

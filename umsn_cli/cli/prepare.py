@@ -2,20 +2,18 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import typer
 from rich.markup import escape
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from umsn_cli.cli import _batch as opt
-from umsn_cli.cli._common import err_console, report_problems, reports_errors
+from umsn_cli.cli._common import err_console, progress_bar, report_problems, reports_errors
+from umsn_cli.weights.manifest import DEFAULT_MODEL
 
 
 @reports_errors
 def prepare(
-    inputs: list[str] | None = opt.INPUTS,
-    output: Path = opt.OUTPUT,
+    output: opt.Output,  # first: a required option cannot follow defaults
+    inputs: opt.Inputs = None,
     min_face: int = typer.Option(
         48, "--min-face", help="Skip faces smaller than this (px, at the photo's resolution)."
     ),
@@ -41,12 +39,12 @@ def prepare(
     labels: bool = typer.Option(
         True, "--labels/--no-labels", help="Write S-Net pseudo-labels to masks/."
     ),
-    model: str = opt.MODEL,
-    backend: str = opt.BACKEND,
-    overwrite: bool = opt.OVERWRITE,
-    recursive: bool = opt.RECURSIVE,
-    offline: bool = opt.OFFLINE,
-    verbose: bool = opt.VERBOSE,
+    model: opt.Model = DEFAULT_MODEL,
+    backend: opt.Backend = "auto",
+    overwrite: opt.Overwrite = False,
+    recursive: opt.Recursive = False,
+    offline: opt.Offline = False,
+    verbose: opt.Verbose = False,
 ) -> None:
     """Align every face of the photos to the model's framing, for `umsn train --data`.
 
@@ -64,14 +62,10 @@ def prepare(
     if labels:
         restorer = Restorer.load(model, backend=backend, offline=offline or None)
         segment, contract = restorer.backend.segment, restorer.contract
-    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-               TimeElapsedColumn())  # fmt: skip
-    shown = err_console.is_terminal
-    with Progress(*columns, console=err_console, transient=True, disable=not shown) as progress:
-        bar = progress.add_task("prepare", total=None)
+    with progress_bar("prepare", None) as bar:
         report = lib.run(
             inputs or [], output, options, segment, labeller=model,
-            on_file=lambda _path: progress.advance(bar), contract=contract,
+            on_file=bar.advance, contract=contract,
         )  # fmt: skip
     report_problems(report.warnings, report.failed, verbose=verbose)
     skipped = ", ".join(f"{n} {reason}" for reason, n in sorted(report.skipped.items()))

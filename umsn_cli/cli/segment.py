@@ -2,35 +2,34 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import typer
 
 from umsn_cli.cli import _batch as opt
 from umsn_cli.cli._common import reports_errors
+from umsn_cli.weights.manifest import DEFAULT_MODEL
 
 
 @reports_errors
 def segment(
-    inputs: list[str] | None = opt.INPUTS,
-    output: Path = opt.OUTPUT,
-    example: bool = opt.EXAMPLE,
-    recursive: bool = opt.RECURSIVE,
-    suffix: str = opt.SUFFIX,
-    overwrite: bool = opt.OVERWRITE,
+    output: opt.Output,  # first: a required option cannot follow defaults
+    inputs: opt.Inputs = None,
+    example: opt.Example = False,
+    recursive: opt.Recursive = False,
+    suffix: opt.Suffix = "",
+    overwrite: opt.Overwrite = False,
     probs: bool = typer.Option(
         False, "--probs", help="Also write the 4 probability maps as NAME_probs.npy (4×H×W)."
     ),
-    model: str = opt.MODEL,
-    backend: str = opt.BACKEND,
-    device: str | None = opt.DEVICE,
-    precision: str = opt.PRECISION,
-    batch_size: int = opt.BATCH_SIZE,
-    offline: bool = opt.OFFLINE,
-    verbose: bool = opt.VERBOSE,
-    quiet: bool = opt.QUIET,
-    skip_existing: bool = opt.SKIP_EXISTING,
-    shard: str | None = opt.SHARD,
+    model: opt.Model = DEFAULT_MODEL,
+    backend: opt.Backend = "auto",
+    device: opt.Device = None,
+    precision: opt.Precision = "auto",
+    batch_size: opt.BatchSize = 8,
+    offline: opt.Offline = False,
+    verbose: opt.Verbose = False,
+    quiet: opt.Quiet = False,
+    skip_existing: opt.SkipExisting = False,
+    shard: opt.Shard = None,
 ) -> None:
     """Segment faces into background, skin, features and hair.
 

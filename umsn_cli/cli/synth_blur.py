@@ -6,16 +6,15 @@ from pathlib import Path
 
 import typer
 from rich.markup import escape
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from umsn_cli.cli import _batch as opt
-from umsn_cli.cli._common import err_console, report_problems, reports_errors
+from umsn_cli.cli._common import err_console, progress_bar, report_problems, reports_errors
 
 
 @reports_errors
 def synth_blur(
-    inputs: list[str] | None = opt.INPUTS,
-    output: Path = opt.OUTPUT,
+    output: opt.Output,  # first: a required option cannot follow defaults
+    inputs: opt.Inputs = None,
     mode: str = typer.Option(
         "pairs",
         "--mode",
@@ -57,9 +56,9 @@ def synth_blur(
     preview: bool = typer.Option(
         False, "--preview", help="Also write preview.png: kernels beside sharp and blurry images."
     ),
-    overwrite: bool = opt.OVERWRITE,
-    recursive: bool = opt.RECURSIVE,
-    verbose: bool = opt.VERBOSE,
+    overwrite: opt.Overwrite = False,
+    recursive: opt.Recursive = False,
+    verbose: opt.Verbose = False,
 ) -> None:
     """Make blurry/sharp pairs from sharp faces with random camera-shake kernels.
 
@@ -82,16 +81,8 @@ def synth_blur(
         recursive=recursive,
     )
     plan = synth.plan(inputs or [], output, options)
-    columns = (
-        TextColumn("{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeElapsedColumn(),
-    )
-    shown = err_console.is_terminal
-    with Progress(*columns, console=err_console, transient=True, disable=not shown) as progress:
-        bar = progress.add_task("synth-blur", total=len(plan.jobs))
-        report = synth.run(plan, on_file=lambda _path: progress.advance(bar))
+    with progress_bar("synth-blur", len(plan.jobs)) as bar:
+        report = synth.run(plan, on_file=bar.advance)
 
     report_problems(report.warnings, report.failed, verbose=verbose or len(plan.jobs) == 1)
     err_console.print(
