@@ -31,7 +31,7 @@ def test_an_unreadable_image_is_an_oserror_for_api_callers(tmp_path):
     from umsn_cli.images import read_image
 
     (tmp_path / "bad.png").write_bytes(b"not a png")
-    with pytest.raises(OSError, match="bad.png"):
+    with pytest.raises(OSError, match=r"bad\.png"):
         read_image(tmp_path / "bad.png")
 
 

@@ -26,6 +26,18 @@ DATA_TERMS = (
 )
 
 
+def data_terms(extra_data: list[str] | tuple[str, ...]) -> str:
+    """What the weights' data terms are: CelebAMask-HQ's, and those of any prepared
+    folders the run trained on as well (named, since their source decides)."""
+    if not extra_data:
+        return DATA_TERMS
+    return (
+        "Trained on CelebAMask-HQ faces (celebamask-mini) and on the prepared faces of "
+        f"{', '.join(extra_data)}: non-commercial research use only, like CelebAMask-HQ, "
+        "and the terms of those sources too; no redistribution of the data."
+    )
+
+
 def export_run(
     run: Path,
     dest: Path,
@@ -59,8 +71,9 @@ def export_run(
     model = UMSN(config)
     model.load_state_dict(weights)
     val = [h for h in state["history"] if h.get("kind") == "val"]
-    meta = {"training": cfg, "step": state["step"], "validation": val[-1] if val else {}}
-    save_checkpoint(dest, model, meta)
+    meta = {"training": cfg, "step": state["step"], "validation": val[-1] if val else {},
+            "storage": "float16"}  # fmt: skip
+    save_checkpoint(dest, model, meta, half=True)  # weights that ship: half the size
 
     config_file = run / "config.json" if run.is_dir() else run.parent / "config.json"
     measured = (
@@ -98,7 +111,7 @@ def export_run(
         },
         "metrics": metrics,
         "license": "Apache-2.0 (weights: see data_terms)",
-        "data_terms": DATA_TERMS,
+        "data_terms": data_terms(cfg.get("extra_data") or ()),
         "training_config": json.dumps(cfg, sort_keys=True),
     }
     write_text(dest.with_suffix(".json"), json.dumps(entry, indent=2) + "\n")

@@ -36,19 +36,33 @@ _KEYS = {"format", "format_version", "config", "state_dict", "meta"}
 
 
 def save_checkpoint(
-    path: str | os.PathLike[str], model: UMSN, meta: dict[str, Any] | None = None
+    path: str | os.PathLike[str],
+    model: UMSN,
+    meta: dict[str, Any] | None = None,
+    *,
+    half: bool = False,
 ) -> Path:
     """Write ``model`` as a checkpoint; a crash never leaves a half-written file
-    (:func:`umsn_cli.files.temporary_file`: readers see the old file or the new one)."""
+    (:func:`umsn_cli.files.temporary_file`: readers see the old file or the new one).
+
+    ``half`` stores floating-point tensors as float16: half the file, for weights that
+    ship inside the package. Loading casts them back to the model's float32; fp16 keeps
+    more mantissa bits than the bf16 the CPU computes in, so results do not change.
+    """
     import torch
 
     path = Path(path)
+
+    def stored(t: torch.Tensor) -> torch.Tensor:
+        # Detached CPU copies, so a model trained on a GPU loads anywhere.
+        t = t.detach().cpu()
+        return t.half() if half and t.is_floating_point() else t
+
     data = {
         "format": FORMAT,
         "format_version": FORMAT_VERSION,
         "config": model.config.to_dict(),
-        # Detached CPU copies, so a model trained on a GPU loads anywhere.
-        "state_dict": {k: v.detach().cpu() for k, v in model.state_dict().items()},
+        "state_dict": {k: stored(v) for k, v in model.state_dict().items()},
         "meta": dict(meta or {}),
     }
     with temporary_file(path) as tmp:
