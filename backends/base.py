@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
+from pathlib import Path
 from typing import ClassVar
 
 import torch
@@ -15,6 +16,12 @@ from umsn_cli.nn import UMSN
 #: equal quality on its device.
 PRECISIONS = ("auto", "fp32", "bf16", "fp16")
 _DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
+
+
+def check_precision(precision: str) -> None:
+    """The one check of a ``--precision`` value (a :class:`UsageError` listing the choices)."""
+    if precision not in PRECISIONS:
+        raise UsageError(f"unknown precision {precision!r}; choose one of: {', '.join(PRECISIONS)}")
 
 
 @dataclass(frozen=True)
@@ -47,12 +54,15 @@ class Backend(ABC):
         weights_key: str,
         device: str | None = None,
         precision: str = "auto",
+        cache_dir: Path | None = None,
     ) -> None:
-        """``weights_key`` identifies the weights (their sha256) for compiled caches."""
-        if precision not in PRECISIONS:
-            raise UsageError(f"unknown precision {precision!r}; choose one of {PRECISIONS}")
+        """``weights_key`` identifies the weights (their sha256) for compiled caches;
+        ``cache_dir`` is a folder the caller lends for such caches (None: keep nothing
+        on disk). A backend never picks a folder of its own."""
+        check_precision(precision)
         self.model = model.eval()
         self.weights_key = weights_key
+        self.cache_dir = cache_dir
         self.device = torch.device(device or self.default_device())
         self.dtype = _DTYPES[precision] if precision != "auto" else self.auto_dtype(self.device)
 

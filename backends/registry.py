@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 from importlib.metadata import entry_points
+from pathlib import Path
 
 import torch
 
-from umsn_cli.backends.base import PRECISIONS, Backend
+from umsn_cli.backends.base import Backend, check_precision
 from umsn_cli.errors import BackendUnavailableError, UsageError
 from umsn_cli.nn import UMSN
 
@@ -63,8 +64,7 @@ def choose_backend(name: str, device: str | None = None, precision: str = "auto"
 
 
 def check_settings(device: str | None, precision: str) -> None:
-    if precision not in PRECISIONS:
-        raise UsageError(f"unknown precision {precision!r}; choose one of: {', '.join(PRECISIONS)}")
+    check_precision(precision)
     if device is not None:
         try:
             torch.device(device)
@@ -81,9 +81,12 @@ def create_backend(
     weights_key: str,
     device: str | None = None,
     precision: str = "auto",
+    cache_dir: Path | None = None,
 ) -> Backend:
     cls = choose_backend(name, device, precision)
-    return cls(model, weights_key=weights_key, device=device, precision=precision)
+    return cls(
+        model, weights_key=weights_key, device=device, precision=precision, cache_dir=cache_dir
+    )
 
 
 def _broken_plugin(name: str, reason: str) -> type[Backend]:

@@ -3,8 +3,10 @@
 Freezing folds the weights into the graph as constants and lets the JIT fuse
 operations; on a 2-core CPU that made umsn-lite about 30% faster than eager in
 fp32 (see the CHANGELOG for the figures). Compiling takes a few seconds, so the
-frozen graph is saved under the cache root, keyed by the weights' sha256, the torch
-version and the device type, and reused by later runs.
+frozen graph is saved in the cache folder the caller lends (``cache_dir``; umsn's
+is :func:`umsn_cli.paths.graph_cache_dir`), keyed by the weights' sha256, the torch
+version and the device type, and reused by later runs. Without a folder it is
+compiled on every construction.
 
 ``torch.jit`` is deprecated upstream in favour of ``torch.export``/``torch.compile``;
 it still works in torch 2.x and its deprecation warnings are silenced here.
@@ -23,7 +25,6 @@ from umsn_cli.backends.cpu import CPUBackend
 from umsn_cli.backends.eager import EagerBackend
 from umsn_cli.files import sha256_file, temporary_file, write_text
 from umsn_cli.nn import UMSN
-from umsn_cli.paths import cache_root
 
 log = logging.getLogger(__name__)
 
@@ -67,13 +68,17 @@ class TorchScriptBackend(EagerBackend):
         self.model = self._load_or_compile()  # type: ignore[assignment]
 
     @property
-    def cache_path(self) -> Path:
+    def cache_path(self) -> Path | None:
+        """The compiled graph's file in the lent cache folder (None without one)."""
+        if self.cache_dir is None:
+            return None
         version = torch.__version__.replace("+", "_")
-        name = f"{self.weights_key[:32]}-{self.device.type}-torch{version}.pt"
-        return cache_root() / "torchscript" / name
+        return self.cache_dir / f"{self.weights_key[:32]}-{self.device.type}-torch{version}.pt"
 
     def _load_or_compile(self) -> torch.jit.ScriptModule:
         path = self.cache_path
+        if path is None:
+            return self._compile()
         if path.is_file() and not cache_is_intact(path):
             log.info("compiled model cache %s does not match its hash; compiling afresh", path)
             path.unlink(missing_ok=True)
@@ -128,9 +133,8 @@ def cache_is_intact(path: Path) -> bool:
         return False
 
 
-def cached_graphs() -> list[Path]:
-    """Every compiled graph under the cache root (for ``umsn weights verify``)."""
-    folder = cache_root() / "torchscript"
+def cached_graphs(folder: Path) -> list[Path]:
+    """Every compiled graph in a cache folder (for ``umsn weights verify``)."""
     return sorted(folder.glob("*.pt")) if folder.is_dir() else []
 
 

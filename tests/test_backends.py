@@ -16,6 +16,7 @@ from umsn_cli.backends.registry import choose_backend
 from umsn_cli.backends.torchscript import TorchScriptBackend
 from umsn_cli.errors import BackendUnavailableError, UsageError
 from umsn_cli.nn import build_model
+from umsn_cli.paths import graph_cache_dir
 
 WEIGHTS_KEY = "0" * 64
 
@@ -179,30 +180,32 @@ def test_native_bf16_is_read_from_the_cpu_flags():
 
 
 def test_torchscript_compiles_once_per_weights(lite_model, faces, monkeypatch):
-    first = TorchScriptBackend(lite_model, weights_key="a" * 64)
+    first = TorchScriptBackend(lite_model, cache_dir=graph_cache_dir(), weights_key="a" * 64)
     assert first.cache_path.is_file()
 
     def no_compile(self):
         raise AssertionError("compiled again instead of using the cache")
 
     monkeypatch.setattr(TorchScriptBackend, "_compile", no_compile)
-    second = TorchScriptBackend(lite_model, weights_key="a" * 64)
+    second = TorchScriptBackend(lite_model, cache_dir=graph_cache_dir(), weights_key="a" * 64)
     torch.testing.assert_close(second.deblur(faces)[0], first.deblur(faces)[0])
     # Other weights get their own compiled graph.
     with pytest.raises(AssertionError, match="compiled again"):
-        TorchScriptBackend(lite_model, weights_key="b" * 64)
+        TorchScriptBackend(lite_model, cache_dir=graph_cache_dir(), weights_key="b" * 64)
 
 
 def test_torchscript_recompiles_a_corrupt_cache(lite_model, faces):
-    first = TorchScriptBackend(lite_model, weights_key="c" * 64)
+    first = TorchScriptBackend(lite_model, cache_dir=graph_cache_dir(), weights_key="c" * 64)
     first.cache_path.write_bytes(b"not a torchscript archive")
-    again = TorchScriptBackend(lite_model, weights_key="c" * 64)
+    again = TorchScriptBackend(lite_model, cache_dir=graph_cache_dir(), weights_key="c" * 64)
     torch.testing.assert_close(again.deblur(faces)[0], first.deblur(faces)[0])
     assert first.cache_path.stat().st_size > 1000
 
 
 def test_torchscript_handles_other_sizes_and_batch_sizes(lite_model):
-    backend = TorchScriptBackend(lite_model, weights_key="d" * 64, precision="fp32")
+    backend = TorchScriptBackend(
+        lite_model, cache_dir=graph_cache_dir(), weights_key="d" * 64, precision="fp32"
+    )
     x = torch.rand(3, 3, 96, 160)
     with torch.no_grad():
         expected, _ = lite_model(x)
@@ -219,13 +222,13 @@ def test_cuda_backend_runs_on_the_gpu(lite_model, faces, reference):
 
 def test_torchscript_never_uses_a_silently_corrupted_cache(lite_model, faces):
     """64 flipped bytes can load and compute something else: the hash catches them."""
-    first = TorchScriptBackend(lite_model, weights_key="d" * 64)
+    first = TorchScriptBackend(lite_model, cache_dir=graph_cache_dir(), weights_key="d" * 64)
     reference = first.deblur(faces)[0]
     data = bytearray(first.cache_path.read_bytes())
     middle = len(data) // 2
     data[middle : middle + 64] = bytes(b ^ 0xFF for b in data[middle : middle + 64])
     first.cache_path.write_bytes(bytes(data))
-    again = TorchScriptBackend(lite_model, weights_key="d" * 64)
+    again = TorchScriptBackend(lite_model, cache_dir=graph_cache_dir(), weights_key="d" * 64)
     torch.testing.assert_close(again.deblur(faces)[0], reference)
     from umsn_cli.backends.torchscript import cache_is_intact
 
@@ -237,7 +240,7 @@ def test_weights_verify_checks_the_compiled_graphs(lite_model):
 
     from umsn_cli.cli import app
 
-    backend = TorchScriptBackend(lite_model, weights_key="e" * 64)
+    backend = TorchScriptBackend(lite_model, cache_dir=graph_cache_dir(), weights_key="e" * 64)
     runner = CliRunner()
     good = runner.invoke(app, ["weights", "verify"])
     assert good.exit_code == 0, good.output
@@ -248,3 +251,15 @@ def test_weights_verify_checks_the_compiled_graphs(lite_model):
     bad = runner.invoke(app, ["weights", "verify"])
     assert bad.exit_code == 1 and "BAD" in bad.stdout
     assert not backend.cache_path.exists()  # removed: compiled again on next use
+
+
+def test_torchscript_without_a_lent_folder_writes_nothing(lite_model, tmp_path, monkeypatch):
+    """Backends own no folders: without ``cache_dir`` the graph is compiled, not cached."""
+    monkeypatch.setenv("UMSN_CACHE", str(tmp_path / "cache"))
+    backend = TorchScriptBackend(lite_model, weights_key="f" * 64)
+    assert backend.cache_path is None
+    assert not (tmp_path / "cache").exists()
+    folder = tmp_path / "lent"
+    lent = TorchScriptBackend(lite_model, weights_key="f" * 64, cache_dir=folder)
+    assert lent.cache_path is not None and lent.cache_path.parent == folder
+    assert lent.cache_path.is_file()

@@ -50,7 +50,7 @@ def test_404_fails_at_once_without_retry(weights_server):
     url = weights_server.base_url + "/w/missing.pt"
     start = time.monotonic()
     with pytest.raises(DownloadError, match="404") as info:
-        download([url], cache() / "a.pt", sha256=SHA, progress=False, backoff=5.0)
+        download([url], cache() / "a.pt", sha256=SHA, backoff=5.0)
     assert time.monotonic() - start < 2  # a retry would have slept 5 s
     assert url in str(info.value)
     assert weights_server.count("/w/missing.pt") == 1
@@ -121,8 +121,7 @@ def test_two_processes_fetching_at_once_both_succeed(weights_server, tmp_path):
     target = cache() / "a.pt"
     script = (
         "import sys; from umsn_cli.weights.download import download; "
-        "download([sys.argv[1]], sys.argv[2], sha256=sys.argv[3], size=int(sys.argv[4]), "
-        "progress=False)"
+        "download([sys.argv[1]], sys.argv[2], sha256=sys.argv[3], size=int(sys.argv[4]))"
     )
     argv = [sys.executable, "-c", script, url, str(target), SHA, str(len(BODY))]
     procs = [subprocess.Popen(argv, stderr=subprocess.PIPE, text=True) for _ in range(2)]
@@ -143,19 +142,19 @@ def test_offline_never_opens_a_socket(weights_server, make_entry, monkeypatch):
     monkeypatch.setattr(socket.socket, "connect", no_connect)
     monkeypatch.setenv("UMSN_OFFLINE", "1")
     with pytest.raises(OfflineError, match=r"offline mode is on.*umsn weights import FILE"):
-        store.resolve(entry, progress=False)
+        store.resolve(entry)
     monkeypatch.delenv("UMSN_OFFLINE")
     with pytest.raises(OfflineError):
-        store.resolve(entry, offline=True, progress=False)
+        store.resolve(entry, offline=True)
     assert weights_server.hits == []
     assert_clean(cache())
 
 
 def test_offline_still_uses_the_cache(weights_server, make_entry, monkeypatch):
     entry = make_entry(BODY, urls=(weights_server.serve("/w/a.pt", BODY),))
-    path = store.resolve(entry, progress=False)
+    path = store.resolve(entry)
     monkeypatch.setenv("UMSN_OFFLINE", "1")
-    assert store.resolve(entry, progress=False) == path
+    assert store.resolve(entry) == path
     assert weights_server.count("/w/a.pt") == 1
 
 
@@ -164,7 +163,7 @@ def test_mirror_replaces_scheme_host_and_directory(weights_server, make_entry, m
     entry = make_entry(BODY, urls=("https://weights.example.invalid/some/dir/other-name.pt",))
     monkeypatch.setenv("UMSN_WEIGHTS_MIRROR", weights_server.base_url + "/mirror/")
     assert store.download_urls(entry) == (weights_server.base_url + "/mirror/umsn-lite.test-v1.pt",)
-    path = store.resolve(entry, progress=False)
+    path = store.resolve(entry)
     assert path == cache() / entry.file
     assert weights_server.hits == ["/mirror/umsn-lite.test-v1.pt"]
     assert_clean(cache(), {entry.file: SHA})
@@ -178,8 +177,8 @@ def test_mirror_must_be_a_url(make_entry, monkeypatch):
 
 def test_cache_hit_does_not_contact_the_server(weights_server, make_entry):
     entry = make_entry(BODY, urls=(weights_server.serve("/w/a.pt", BODY),))
-    first = store.resolve(entry, progress=False)
-    second = store.resolve(entry, progress=False)
+    first = store.resolve(entry)
+    second = store.resolve(entry)
     assert first == second == cache() / entry.file
     assert weights_server.count("/w/a.pt") == 1
 
@@ -190,7 +189,7 @@ def test_corrupt_cached_file_is_replaced(weights_server, make_entry, caplog):
     cached.parent.mkdir(parents=True)
     cached.write_bytes(BODY[:-1] + bytes([BODY[-1] ^ 1]))  # right size, wrong hash
     with caplog.at_level(logging.WARNING, logger="umsn_cli.weights"):
-        path = store.resolve(entry, progress=False)
+        path = store.resolve(entry)
     assert "do not match" in caplog.text
     assert path.read_bytes() == BODY
     assert weights_server.count("/w/a.pt") == 1
@@ -204,7 +203,7 @@ def test_corrupt_cached_file_is_deleted_even_when_offline(make_entry, monkeypatc
     cached.write_bytes(b"garbage")
     monkeypatch.setenv("UMSN_OFFLINE", "1")
     with pytest.raises(OfflineError):
-        store.resolve(entry, progress=False)
+        store.resolve(entry)
     assert_clean(cache())
 
 
@@ -213,10 +212,10 @@ def test_bundled_copy_is_used_and_verified(weights_server, make_entry, monkeypat
     bundled.write_bytes(BODY)
     entry = make_entry(BODY, urls=(weights_server.serve("/w/a.pt", BODY),), bundled="b/a.pt")
     monkeypatch.setattr(store, "bundled_path", lambda e: bundled)
-    assert store.resolve(entry, progress=False) == bundled
+    assert store.resolve(entry) == bundled
     assert store.location(entry) == "bundled"
     bundled.write_bytes(bytes(len(BODY)))  # damaged: falls through to the download
-    assert store.resolve(entry, progress=False) == cache() / entry.file
+    assert store.resolve(entry) == cache() / entry.file
     assert weights_server.count("/w/a.pt") == 1
 
 
@@ -231,7 +230,7 @@ def test_unpublished_weights_say_how_to_get_them(make_entry):
     entry = make_entry(BODY)
     assert store.location(entry) == "missing"
     with pytest.raises(WeightsError, match=r"not published.*umsn weights import FILE"):
-        store.resolve(entry, progress=False)
+        store.resolve(entry)
 
 
 def test_cache_dir_follows_umsn_cache(monkeypatch, tmp_path):

@@ -26,7 +26,9 @@ from umsn_cli.backends import Backend, BackendInfo
 from umsn_cli.backends.registry import choose_backend
 from umsn_cli.images import LoadedImage, from_array, from_pil, to_array
 from umsn_cli.nn import UMSN
+from umsn_cli.paths import graph_cache_dir
 from umsn_cli.weights import load_model
+from umsn_cli.weights.download import TransferProgress
 from umsn_cli.weights.manifest import DEFAULT_MODEL
 
 ImageLike = np.ndarray | Image.Image
@@ -59,7 +61,7 @@ class Restorer:
         device: str | None = None,
         precision: str = "auto",
         offline: bool | None = None,
-        progress: bool = False,
+        progress: TransferProgress | None = None,
     ) -> Restorer:
         """Resolve ``model`` (id, config name, imported id or file), load it, pick a backend.
 
@@ -68,7 +70,13 @@ class Restorer:
         """
         runner_class = choose_backend(backend, device, precision)  # before any download
         network, sha256 = load_model(model, offline=offline, progress=progress)
-        runner = runner_class(network, weights_key=sha256, device=device, precision=precision)
+        runner = runner_class(
+            network,
+            weights_key=sha256,
+            device=device,
+            precision=precision,
+            cache_dir=graph_cache_dir(),
+        )
         return cls(network, runner, model)
 
     @property

@@ -16,3 +16,8 @@ from platformdirs import user_cache_dir
 def cache_root() -> Path:
     override = os.environ.get("UMSN_CACHE")
     return Path(override).expanduser() if override else Path(user_cache_dir("umsn"))
+
+
+def graph_cache_dir() -> Path:
+    """Where compiled TorchScript graphs are kept (handed to the backend that makes them)."""
+    return cache_root() / "torchscript"

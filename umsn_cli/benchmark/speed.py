@@ -28,6 +28,8 @@ from umsn_cli.backends import Backend, BackendInfo, create_backend, discover_bac
 from umsn_cli.backends.registry import check_settings, choose_backend
 from umsn_cli.errors import BackendUnavailableError, UsageError
 from umsn_cli.nn import UMSN, count_parameters
+from umsn_cli.paths import graph_cache_dir
+from umsn_cli.weights.download import TransferProgress
 
 log = logging.getLogger(__name__)
 
@@ -199,8 +201,9 @@ def measure_speed(
     for name in names:
         say(f"preparing backend {name}")
         backend = create_backend(
-            name, model, weights_key=weights_key, device=device, precision=precision
-        )
+            name, model, weights_key=weights_key, device=device, precision=precision,
+            cache_dir=graph_cache_dir(),  # as deblur runs: compiled graphs reused
+        )  # fmt: skip
         info = backend.info
         if info.device not in peaks:
             say(f"measuring the matmul peak of {info.device} (fp32 and bf16)")
@@ -339,7 +342,9 @@ def _row(
     )
 
 
-def speed_model(model: str, *, offline: bool | None = None) -> tuple[UMSN, str]:
+def speed_model(
+    model: str, *, offline: bool | None = None, progress: TransferProgress | None = None
+) -> tuple[UMSN, str]:
     """The network to time and a key naming its weights: the weights if they can be had,
     else (for a config name with no weights here, e.g. paper-size ``umsn``) random ones
     of the same network, with a warning, since values do not change the speed."""
@@ -348,7 +353,7 @@ def speed_model(model: str, *, offline: bool | None = None) -> tuple[UMSN, str]:
     from umsn_cli.weights import load_model
 
     try:
-        return load_model(model, offline=offline, progress=True)
+        return load_model(model, offline=offline, progress=progress)
     except (ManifestError, WeightsError):
         if model not in CONFIGS:
             raise

@@ -11,7 +11,13 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 from rich.markup import escape
 
-from umsn_cli.cli._common import err_console, out_console, progress_bar, report_problems
+from umsn_cli.cli._common import (
+    err_console,
+    out_console,
+    progress_bar,
+    report_problems,
+    transfer_bar,
+)
 from umsn_cli.errors import ImageError, UsageError
 
 if TYPE_CHECKING:
@@ -146,7 +152,7 @@ def run_batch(
                 device=device,
                 precision=precision,
                 offline=offline or None,
-                progress=True,
+                progress=transfer_bar,
             )
         if not quiet:
             err_console.print(f"using {restorer.info}")

@@ -19,7 +19,16 @@ from typing import ParamSpec, TypeVar
 import typer
 from rich.console import Console
 from rich.markup import escape
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.progress import (
+    BarColumn,
+    DownloadColumn,
+    MofNCompleteColumn,
+    Progress,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+    TransferSpeedColumn,
+)
 
 from umsn_cli.errors import Terminated, UmsnError
 
@@ -133,3 +142,15 @@ def progress_bar(description: str, total: int | None) -> Iterator[Bar]:
     shown = err_console.is_terminal
     with Progress(*columns, console=err_console, transient=True, disable=not shown) as progress:
         yield Bar(progress, progress.add_task(description, total=total))
+
+
+@contextmanager
+def transfer_bar(label: str, total: int | None) -> Iterator[Callable[[int], None]]:
+    """A download's bytes, speed and time left on stderr (when it is a terminal): the
+    :data:`~umsn_cli.weights.download.TransferProgress` the CLI lends the library."""
+    columns = (TextColumn("{task.description}"), BarColumn(), DownloadColumn(),
+               TransferSpeedColumn(), TimeRemainingColumn())  # fmt: skip
+    shown = err_console.is_terminal
+    with Progress(*columns, console=err_console, transient=True, disable=not shown) as progress:
+        task = progress.add_task(label, total=total)
+        yield lambda n: progress.advance(task, n)

@@ -10,7 +10,14 @@ import typer
 from rich.markup import escape
 
 from umsn_cli.cli import _batch as opt
-from umsn_cli.cli._common import err_console, out_console, progress_bar, reports_errors, warn
+from umsn_cli.cli._common import (
+    err_console,
+    out_console,
+    progress_bar,
+    reports_errors,
+    transfer_bar,
+    warn,
+)
 from umsn_cli.errors import UsageError
 from umsn_cli.weights.manifest import DEFAULT_MODEL
 
@@ -116,7 +123,7 @@ def benchmark(
         from umsn_cli.benchmark import report
         from umsn_cli.benchmark.speed import measure_speed, speed_model
 
-        network, key = speed_model(model, offline=offline)
+        network, key = speed_model(model, offline=offline, progress=transfer_bar)
         result = measure_speed(
             network,
             weights_key=key,
@@ -143,7 +150,12 @@ def benchmark(
     from umsn_cli.blur.synth import load_kernels
 
     restorer = Restorer.load(
-        model, backend=backend, device=device, precision=precision, offline=offline, progress=True
+        model,
+        backend=backend,
+        device=device,
+        precision=precision,
+        offline=offline,
+        progress=transfer_bar,
     )
     test = datasets.open_dataset(
         dataset,

@@ -11,7 +11,7 @@ from pathlib import Path
 import typer
 from rich.table import Table
 
-from umsn_cli.cli._common import err_console, out_console, reports_errors
+from umsn_cli.cli._common import err_console, out_console, reports_errors, transfer_bar
 from umsn_cli.errors import OfflineError, WeightsError
 from umsn_cli.files import sha256_file
 from umsn_cli.weights import store
@@ -74,7 +74,7 @@ def fetch(
     offline: bool = _OFFLINE,
 ) -> None:
     """Download weights into the cache (if not there yet) and print their path."""
-    path, _ = store.resolve_model_ref(ref, offline=offline)
+    path, _ = store.resolve_model_ref(ref, offline=offline, progress=transfer_bar)
     out_console.print(str(path))
 
 
@@ -85,7 +85,7 @@ def show_path(
 ) -> None:
     """Print the local path of weights that are cached, bundled or imported."""
     try:
-        local, _ = store.resolve_model_ref(ref, offline=True, progress=False)
+        local, _ = store.resolve_model_ref(ref, offline=True)
     except OfflineError:
         raise WeightsError(
             f"weights {ref} are not downloaded; run `umsn weights fetch {ref}`"
@@ -141,9 +141,10 @@ def import_(
 def _verify_compiled() -> int:
     """Check the compiled-graph cache; a damaged graph is removed (it is rebuilt on use)."""
     from umsn_cli.backends.torchscript import cache_is_intact, cached_graphs
+    from umsn_cli.paths import graph_cache_dir
 
     bad = 0
-    for graph in cached_graphs():
+    for graph in cached_graphs(graph_cache_dir()):
         ok = cache_is_intact(graph)
         if not ok:
             graph.unlink(missing_ok=True)

@@ -12,8 +12,9 @@ The recipe (as in pooch and huggingface_hub):
 Transient trouble (connection errors, timeouts, 5xx, a body cut short) is retried
 with exponential backoff; a 4xx answer is final. A read timeout bounds how long a
 stalled server can hold us. Two processes fetching the same file are safe by
-construction (unique temp names + atomic rename); an advisory ``flock`` on
-``<target>.lock`` only saves the second one from downloading the file again.
+construction (unique temp names + atomic rename); a lock on ``<target>.lock``
+(``filelock``, which works on Windows too) only saves the second one from
+downloading the file again.
 """
 
 from __future__ import annotations
@@ -23,19 +24,9 @@ import logging
 import os
 import time
 from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from pathlib import Path
 from typing import TYPE_CHECKING, BinaryIO
-
-from rich.console import Console
-from rich.progress import (
-    BarColumn,
-    DownloadColumn,
-    Progress,
-    TextColumn,
-    TimeRemainingColumn,
-    TransferSpeedColumn,
-)
 
 from umsn_cli import __version__
 from umsn_cli.errors import DownloadError, HashMismatchError, UmsnError, WeightsError
@@ -44,12 +35,12 @@ from umsn_cli.files import sha256_file, temporary_file
 if TYPE_CHECKING:
     import requests
 
-try:
-    import fcntl
-except ImportError:  # Windows: no flock; unique temp names + os.replace still keep it safe
-    fcntl = None  # type: ignore[assignment]
-
 log = logging.getLogger(__name__)
+
+#: How a caller shows a transfer: called with a label and the expected bytes (None if
+#: unknown), it returns a context manager yielding ``advance(bytes)``. The CLI passes a
+#: rich bar; the library itself draws nothing.
+TransferProgress = Callable[[str, "int | None"], AbstractContextManager[Callable[[int], None]]]
 
 _CHUNK = 1 << 16
 _LOCK_POLL_S = 0.1
@@ -65,7 +56,7 @@ def download(
     *,
     sha256: str,
     size: int | None = None,
-    progress: bool = True,
+    progress: TransferProgress | None = None,
     tries: int = 3,
     backoff: float = 0.5,
     connect_timeout: float = 10.0,
@@ -126,7 +117,7 @@ def _fetch_url(
     *,
     sha256: str,
     size: int | None,
-    progress: bool,
+    progress: TransferProgress | None,
     tries: int,
     backoff: float,
     timeout: tuple[float, float],
@@ -155,7 +146,7 @@ def _fetch_once(
     *,
     sha256: str,
     size: int | None,
-    progress: bool,
+    progress: TransferProgress | None,
     timeout: tuple[float, float],
 ) -> None:
     """One attempt: stream into a temp file, verify, rename. Never leaves the temp file."""
@@ -180,7 +171,12 @@ def _fetch_once(
 
 
 def _stream(
-    url: str, out: BinaryIO, *, size: int | None, progress: bool, timeout: tuple[float, float]
+    url: str,
+    out: BinaryIO,
+    *,
+    size: int | None,
+    progress: TransferProgress | None,
+    timeout: tuple[float, float],
 ) -> tuple[str, int]:
     """GET ``url`` into ``out``; returns (sha256 hex, bytes received).
 
@@ -203,7 +199,8 @@ def _stream(
                     "the file on the server is wrong or was replaced, report it"
                 )
             total = size if size is not None else announced_size
-            with _progress_bar(Path(url).name, total, enabled=progress) as advance:
+            bar = progress(Path(url).name, total) if progress else nullcontext(_ignore)
+            with bar as advance:
                 for chunk in response.iter_content(_CHUNK):
                     received += len(chunk)
                     if size is not None and received > size:
@@ -250,23 +247,8 @@ def _describe(exc: BaseException) -> str:
     return text if len(text) <= 120 else text[:117] + "..."
 
 
-@contextmanager
-def _progress_bar(
-    label: str, total: int | None, *, enabled: bool
-) -> Iterator[Callable[[int], None]]:
-    """Yield ``advance(n)``; draws a bar on stderr only when stderr is a terminal."""
-    console = Console(stderr=True)
-    columns = (
-        TextColumn("{task.description}"),
-        BarColumn(),
-        DownloadColumn(),
-        TransferSpeedColumn(),
-        TimeRemainingColumn(),
-    )
-    disable = not (enabled and console.is_terminal)
-    with Progress(*columns, console=console, transient=True, disable=disable) as bar:
-        task = bar.add_task(label, total=total)
-        yield lambda n: bar.advance(task, n)
+def _ignore(_bytes: int) -> None:
+    """``advance`` when no progress is shown."""
 
 
 def _matches(path: Path, sha256: str, size: int | None) -> bool:
@@ -275,46 +257,25 @@ def _matches(path: Path, sha256: str, size: int | None) -> bool:
 
 @contextmanager
 def _lock(target: Path, timeout: float) -> Iterator[None]:
-    """Hold an exclusive advisory lock on ``<target>.lock`` while downloading.
+    """Hold ``<target>.lock`` (filelock: flock on Unix, msvcrt on Windows) while
+    downloading.
 
     It only avoids a duplicate download; correctness never depends on it. So if the
-    lock cannot be had within ``timeout`` (a hung process holds it), we go on
-    without it. The holder deletes the lock file before releasing it; a waiter that
-    then locks the deleted file notices (inode changed) and locks the new one, so the
-    cache is not littered with lock files and no two holders ever coexist.
+    lock cannot be had within ``timeout`` (a hung process holds it), we go on without
+    it, and the lock file is removed afterwards so the cache holds only weights (at
+    worst a process that waited on the removed file downloads once more).
     """
-    if fcntl is None:
+    from filelock import FileLock, Timeout
+
+    lock = FileLock(target.with_name(target.name + ".lock"))
+    try:
+        lock.acquire(timeout=timeout, poll_interval=_LOCK_POLL_S)
+    except Timeout:
+        log.warning("%s is still locked after %.0f s; downloading anyway", lock.lock_file, timeout)
         yield
         return
-    lock_path = target.with_name(target.name + ".lock")
-    deadline = time.monotonic() + timeout
-    while True:
-        fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o644)
-        if not _flock_until(fd, deadline):
-            os.close(fd)
-            log.warning("%s is still locked after %.0f s; downloading anyway", lock_path, timeout)
-            yield
-            return
-        try:
-            current = os.stat(lock_path).st_ino
-        except FileNotFoundError:
-            current = None
-        if current == os.fstat(fd).st_ino:
-            break
-        os.close(fd)
     try:
         yield
     finally:
-        lock_path.unlink(missing_ok=True)
-        os.close(fd)  # closing the descriptor releases the lock
-
-
-def _flock_until(fd: int, deadline: float) -> bool:
-    while True:
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            return True
-        except BlockingIOError:
-            if time.monotonic() >= deadline:
-                return False
-            time.sleep(_LOCK_POLL_S)
+        Path(lock.lock_file).unlink(missing_ok=True)
+        lock.release()

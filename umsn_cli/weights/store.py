@@ -48,7 +48,7 @@ from umsn_cli.errors import (
 from umsn_cli.files import sha256_file, temporary_file, write_text
 from umsn_cli.paths import cache_root
 from umsn_cli.weights.checkpoint import load_checkpoint
-from umsn_cli.weights.download import download
+from umsn_cli.weights.download import TransferProgress, download
 from umsn_cli.weights.manifest import Manifest, WeightsEntry, config_names, load_manifest
 
 if TYPE_CHECKING:
@@ -153,7 +153,12 @@ def file_matches(path: Path, entry: WeightsEntry) -> bool:
     return _has_size(path, entry.size) and sha256_file(path) == entry.sha256
 
 
-def resolve(entry: WeightsEntry, *, offline: bool | None = None, progress: bool = True) -> Path:
+def resolve(
+    entry: WeightsEntry,
+    *,
+    offline: bool | None = None,
+    progress: TransferProgress | None = None,
+) -> Path:
     """A local, verified file holding ``entry``'s weights; downloads it if needed."""
     local = find_local(entry)
     if local is not None:
@@ -267,7 +272,9 @@ def get_imported(ref: str) -> ImportedCheckpoint:
     )
 
 
-def load_model(ref: str, *, offline: bool | None = None, progress: bool = True) -> tuple[UMSN, str]:
+def load_model(
+    ref: str, *, offline: bool | None = None, progress: TransferProgress | None = None
+) -> tuple[UMSN, str]:
     """The model a ``--model`` value names, and its file's sha256.
 
     A manifest entry's input copy (size, value range) must match the input contract
@@ -295,7 +302,7 @@ def resolve_model_ref(
     manifest: Manifest | None = None,
     offline: bool | None = None,
     *,
-    progress: bool = True,
+    progress: TransferProgress | None = None,
 ) -> tuple[Path, str]:
     """Turn a ``--model`` value into (checkpoint path, sha256).
 
@@ -313,7 +320,7 @@ def resolve_model_ref(
 
 
 def _resolve_ref(
-    ref: str, manifest: Manifest | None, offline: bool | None, progress: bool
+    ref: str, manifest: Manifest | None, offline: bool | None, progress: TransferProgress | None
 ) -> tuple[Path, str, WeightsEntry | None]:
     """:func:`resolve_model_ref`, and the manifest entry where the ref named one."""
     if ref.startswith(IMPORTED_PREFIX):
