@@ -15,11 +15,11 @@ from umsn_cli.cli import app
 from umsn_cli.examples import example_blurry, example_face
 from umsn_cli.metrics import psnr
 from umsn_cli.weights import store
-from umsn_cli.weights.manifest import load_manifest
+from umsn_cli.weights.manifest import DEFAULT_MODEL, load_manifest
 
 
 def _bundled_default():
-    for entry in load_manifest().for_config("umsn-lite"):
+    for entry in load_manifest().for_config(DEFAULT_MODEL):
         path = store.bundled_path(entry)
         if entry.default and path is not None and path.is_file():
             return entry
@@ -27,11 +27,11 @@ def _bundled_default():
 
 
 DEFAULT = _bundled_default()
-pytestmark = pytest.mark.skipif(DEFAULT is None, reason="no bundled default umsn-lite weights")
+pytestmark = pytest.mark.skipif(DEFAULT is None, reason=f"no bundled {DEFAULT_MODEL} weights")
 
 
-def test_the_bundled_weights_are_what_umsn_lite_means():
-    assert load_manifest().get("umsn-lite") == DEFAULT
+def test_the_bundled_weights_are_what_the_default_model_means():
+    assert load_manifest().get(DEFAULT_MODEL) == DEFAULT
     assert DEFAULT.task == "deblur" and "non-commercial" in DEFAULT.data_terms
     assert DEFAULT.metrics, "the manifest must say how good the weights are"
 
@@ -68,7 +68,7 @@ def test_a_blurred_face_in_a_photo_comes_back_closer_to_the_sharp_one():
     blurry = sharp.copy()
     region = (slice(100, 340), slice(220, 460))
     blurry[region] = blur_image(sharp[region], motion_kernel(11, 30.0)).clip(0, 1)
-    result = restore_photo(blurry, Restorer.load("umsn-lite", offline=True))
+    result = restore_photo(blurry, Restorer.load(offline=True))
     assert len(result.faces) == 1
     face = (slice(150, 300), slice(270, 420))
     assert psnr(result.rgb[face], sharp[face]) > psnr(blurry[face], sharp[face])

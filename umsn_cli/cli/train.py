@@ -71,8 +71,7 @@ def train(
     ckpt_every: int = _opt("--ckpt-every", help="Steps between checkpoints (100)."),
 ) -> None:
     """Train a UMSN stage on aligned faces, blurred on the fly."""
-    from umsn_cli.train.checkpoint import read_train_state
-    from umsn_cli.train.config import TrainConfig
+    from umsn_cli.train.config import resolve_run
 
     given = dict(
         stage=stage, out=out, model=model, data=data, masks=masks, val_data=val_data, crop=crop,
@@ -91,25 +90,9 @@ def train(
             if flags[switch] not in ("on", "off"):
                 raise UsageError(f"--{switch} must be on or off")
             flags[switch] = flags[switch] == "on"
-    if "out" not in flags:
-        raise UsageError("pass the run folder with --out DIR")
-    flags["out"] = str(flags["out"])
-    base: dict[str, Any] = {}
-    if config is not None:
-        base = TrainConfig.from_file(config).to_dict()
-    elif resume and (Path(flags["out"]) / "last.pt").is_file():
-        base = read_train_state(Path(flags["out"]) / "last.pt")["config"]
-    cfg = TrainConfig.from_dict({**base, **flags})
-    if resume and not (Path(cfg.out) / "last.pt").is_file():
-        raise UsageError(f"nothing to resume: {cfg.out}/last.pt does not exist")
-    if not resume and (Path(cfg.out) / "last.pt").is_file():
-        raise UsageError(
-            f"{cfg.out} already holds a run; add --resume to continue it, or pick another --out"
-        )
-    if export is not None and cfg.stage not in ("umsn", "bnet"):
-        raise UsageError("--export needs the umsn or bnet stage (it writes S-Net + generator)")
-    if export is not None and cfg.stage == "bnet" and not cfg.snet:
-        raise UsageError("--export of a bnet run needs the S-Net to ship with it: --snet FILE")
+    if "out" in flags:
+        flags["out"] = str(flags["out"])
+    cfg = resolve_run(flags, config_file=config, resume=resume, export=export is not None)
 
     from umsn_cli.train.loop import train as run_training
 
