@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import json
 import shlex
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import typer
 from rich.markup import escape
@@ -118,45 +120,25 @@ def benchmark(
     for path in (json_file, markdown_file, picture):
         if path is not None and not path.parent.is_dir():
             raise UsageError(f"{path}: its folder does not exist; create it first")
-    command = command_line(ctx)
+    outputs = _Outputs(json_file, markdown_file, picture, command_line(ctx))
     if speed:
-        from umsn_cli.benchmark import report
-        from umsn_cli.benchmark.speed import measure_speed, speed_model
-
-        network, key = speed_model(model, offline=offline, progress=transfer_bar)
-        result = measure_speed(
-            network,
-            weights_key=key,
-            model_ref=model,
-            backends=None if backend in ("all", "auto") else [backend],
-            batches=tuple(batches),
-            sizes=tuple(sizes),
-            precision=precision,
-            device=device,
-            repeats=repeats,
-            progress=lambda line: err_console.print(escape(line)),
-        )
-        table = report.speed_table(result)
-        _show(report, table)
-        data = result.to_dict() | {"command": command}
-        _write(json_file, markdown_file, data, report.to_markdown([table], command))
+        _speed(
+            outputs, model=model, backend=backend, device=device, precision=precision,
+            offline=offline, batches=tuple(batches), sizes=tuple(sizes), repeats=repeats,
+        )  # fmt: skip
         return
     if dataset is None:
         raise UsageError("give --dataset NAME|FOLDER (or --speed); see umsn benchmark --help")
     if protocol != "shen":
         raise UsageError(f"unknown --protocol {protocol!r}; the only one is shen")
     from umsn_cli.api import Restorer
-    from umsn_cli.benchmark import datasets, quality, report
+    from umsn_cli.benchmark import datasets
     from umsn_cli.blur.synth import load_kernels
 
     restorer = Restorer.load(
-        model,
-        backend=backend,
-        device=device,
-        precision=precision,
-        offline=offline,
+        model, backend=backend, device=device, precision=precision, offline=offline,
         progress=transfer_bar,
-    )
+    )  # fmt: skip
     test = datasets.open_dataset(
         dataset,
         root=datasets.data_root(data_root),
@@ -168,6 +150,64 @@ def benchmark(
         size=restorer.input_size,  # faces framed as the model's input contract says
         limit=limit,
     )
+    _quality(outputs, test, restorer, model=model, identity=identity, batch_size=batch_size,
+             align=align)  # fmt: skip
+
+
+@dataclass(frozen=True)
+class _Outputs:
+    """Where a benchmark's report goes besides the terminal, and the command behind it."""
+
+    json_file: Path | None
+    markdown_file: Path | None
+    picture: Path | None
+    command: str
+
+    def write(self, data: dict, markdown: str) -> None:
+        """The numbers (with the command) as JSON and the tables as Markdown, if asked."""
+        from umsn_cli.files import write_text
+
+        numbers = json.dumps(data | {"command": self.command}, indent=2, ensure_ascii=False)
+        for path, text, what in (
+            (self.json_file, numbers + "\n", "numbers"),
+            (self.markdown_file, markdown, "tables"),
+        ):
+            if path is None:
+                continue
+            try:
+                write_text(path, text)
+            except OSError as exc:
+                raise UsageError(
+                    f"{path}: cannot write it ({exc.strerror or exc}); choose a writable path"
+                ) from exc
+            err_console.print(f"{what} → {escape(str(path))}")
+
+
+def _speed(outputs: _Outputs, *, model: str, backend: str, **settings: Any) -> None:
+    """``--speed``: time each backend on this machine; print and write the table."""
+    from umsn_cli.benchmark import report
+    from umsn_cli.benchmark.speed import measure_speed, speed_model
+
+    network, key = speed_model(model, offline=settings.pop("offline"), progress=transfer_bar)
+    result = measure_speed(
+        network,
+        weights_key=key,
+        model_ref=model,
+        backends=None if backend in ("all", "auto") else [backend],
+        progress=lambda line: err_console.print(escape(line)),
+        **settings,
+    )
+    table = report.speed_table(result)
+    _show(report, table)
+    outputs.write(result.to_dict(), report.to_markdown([table], outputs.command))
+
+
+def _quality(
+    outputs: _Outputs, test, restorer, *, model: str, identity: bool, batch_size: int, align: int
+) -> None:
+    """Score ``restorer`` on ``test``; print the tables, write the reports and picture."""
+    from umsn_cli.benchmark import quality, report
+
     embedder, note = _identity(identity)
     err_console.print(f"benchmark {escape(test.name)}: {test.count} cases, {restorer.info}")
     with progress_bar("scoring", test.count) as bar:
@@ -191,15 +231,10 @@ def benchmark(
     tables = report.quality_tables(result)
     for table in tables:
         _show(report, table)
-    _write(
-        json_file,
-        markdown_file,
-        result.to_dict() | {"command": command},
-        report.to_markdown(tables, command),
-    )
-    if picture is not None:
-        report.save_picture(picture, result)
-        err_console.print(f"best and worst cases → {escape(str(picture))}")
+    outputs.write(result.to_dict(), report.to_markdown(tables, outputs.command))
+    if outputs.picture is not None:
+        report.save_picture(outputs.picture, result)
+        err_console.print(f"best and worst cases → {escape(str(outputs.picture))}")
 
 
 def _identity(wanted: bool):
@@ -235,21 +270,3 @@ def _show(report, table) -> None:
     """Print a table whole: a narrow terminal wraps it rather than cutting numbers off."""
     out_console.width = max(out_console.width, report.width(table))
     out_console.print(report.to_rich(table))
-
-
-def _write(json_file: Path | None, markdown_file: Path | None, data: dict, markdown: str) -> None:
-    from umsn_cli.files import write_text
-
-    for path, text, what in (
-        (json_file, json.dumps(data, indent=2, ensure_ascii=False) + "\n", "numbers"),
-        (markdown_file, markdown, "tables"),
-    ):
-        if path is None:
-            continue
-        try:
-            write_text(path, text)
-        except OSError as exc:
-            raise UsageError(
-                f"{path}: cannot write it ({exc.strerror or exc}); choose a writable path"
-            ) from exc
-        err_console.print(f"{what} → {escape(str(path))}")
