@@ -107,6 +107,12 @@ def log_lines(out: Path) -> list[dict]:
     return [json.loads(line) for line in (out / "log.jsonl").read_text().splitlines()]
 
 
+def bnet(dataset: dict[str, Path], out: Path, *extra: str | Path):
+    """The plain B-Net on the test faces, validated on the val folder (flags after FAST)."""
+    return train("bnet", "--data", dataset["data"], "--val-data", dataset["val"], "--out", out,
+                 *FAST, *extra)  # fmt: skip
+
+
 def snet(dataset: dict[str, Path], out: Path, *extra: str | Path):
     return train(
         "snet", "--data", dataset["data"], "--masks", dataset["masks"], "--out", out, *FAST, *extra
@@ -238,20 +244,7 @@ def test_pipeline_snet_fnets_umsn_export(tmp_path, dataset):
 
 def test_bnet_ablation_logs_psnr(tmp_path, dataset):
     out = tmp_path / "b"
-    ok(
-        train(
-            "bnet",
-            "--data",
-            dataset["data"],
-            "--val-data",
-            dataset["val"],
-            "--out",
-            out,
-            "--steps",
-            "2",
-            *FAST,
-        )
-    )
+    ok(bnet(dataset, out, "--steps", "2"))
     lines = log_lines(out)
     (val,) = [line for line in lines if line["kind"] == "val"]
     assert math.isfinite(val["psnr"]) and math.isfinite(val["psnr_blurry"])
@@ -328,22 +321,7 @@ def test_init_starts_from_another_run(tmp_path, dataset):
 
 def test_bf16_autocast_trains(tmp_path, dataset):
     out = tmp_path / "b"
-    ok(
-        train(
-            "bnet",
-            "--data",
-            dataset["data"],
-            "--val-data",
-            dataset["val"],
-            "--out",
-            out,
-            *FAST,
-            "--steps",
-            "2",
-            "--precision",
-            "bf16",
-        )
-    )
+    ok(bnet(dataset, out, "--steps", "2", "--precision", "bf16"))
     assert json.loads((out / "config.json").read_text())["precision"] == "bf16"
     lines = log_lines(out)
     assert all(math.isfinite(line["loss"]) for line in lines if line["kind"] == "train")
@@ -476,20 +454,7 @@ def test_mismatched_masks_and_weights_are_reported(tmp_path, dataset):
     _fails(snet(dataset, tmp_path / "a", "--steps", "1"), "face3.png")
     # A bnet checkpoint holds no S-Net: the umsn stage says so instead of crashing.
     b = tmp_path / "b"
-    ok(
-        train(
-            "bnet",
-            "--data",
-            dataset["data"],
-            "--val-data",
-            dataset["val"],
-            "--out",
-            b,
-            "--steps",
-            "1",
-            *FAST,
-        )
-    )
+    ok(bnet(dataset, b, "--steps", "1"))
     _fails(
         train(
             "umsn",
