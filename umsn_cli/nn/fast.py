@@ -81,31 +81,67 @@ class ToImage(nn.Sequential):
         super().__init__(out, nn.PixelShuffle(scale))
 
 
-class FastSNet(nn.Module):
+class ResidualUNet(nn.Module):
+    """The body S-Net and B-Net of the family share: a stem to H/2, encoders at H/2 and
+    H/4, the body at H/8, and decoders back to H/2 with the skips added.
+
+    The stem (and B-Net's fusion of the class features at H/4) are given, so that the
+    modules register in one fixed order: their names and order are the checkpoints'
+    state-dict keys and the optimiser state's parameter order.
+    """
+
+    def __init__(
+        self,
+        stem: nn.Module,
+        widths: tuple[int, int, int],
+        depths: tuple[int, int, int],
+        fuse: nn.Module | None = None,
+    ) -> None:
+        super().__init__()
+        w1, w2, w3 = widths
+        self.stem = stem
+        self.enc1 = blocks(w1, depths[0])
+        self.down1 = Down(w1, w2)
+        self.fuse = fuse
+        self.enc2 = blocks(w2, depths[1])
+        self.down2 = Down(w2, w3)
+        self.body = blocks(w3, depths[2])
+        self.up2 = Up(w3, w2)
+        self.dec2 = blocks(w2, depths[1])
+        self.up1 = Up(w2, w1)
+        self.dec1 = blocks(w1, depths[0])
+
+    def features(
+        self, x: torch.Tensor, class_features: list[torch.Tensor] | None = None
+    ) -> torch.Tensor:
+        """The H/2 decoder features of the stem's input ``x`` (fused with the class
+        features at H/4 where there is a fusion)."""
+        e1 = self.enc1(self.stem(x))
+        e2 = self.down1(e1)
+        if self.fuse is not None:
+            e2 = self.fuse(torch.cat([e2, *(class_features or [])], dim=1))
+        e2 = self.enc2(e2)
+        d2 = self.dec2(self.up2(self.body(self.down2(e2))) + e2)
+        return self.dec1(self.up1(d2) + e1)
+
+
+def _stem(channels: int, width: int) -> nn.Sequential:
+    """2× pixel unshuffle, then a 3×3 convolution: the full resolution is never convolved."""
+    return nn.Sequential(nn.PixelUnshuffle(2), conv3(4 * channels, width), nn.ReLU(inplace=True))
+
+
+class FastSNet(ResidualUNet):
     """S-Net as a residual U-Net: H/2 → H/4 → H/8 and back, logits at H and H/2."""
 
     def __init__(self, cfg: FastSNetConfig) -> None:
-        super().__init__()
-        w1, w2, w3 = cfg.widths
-        self.stem = nn.Sequential(nn.PixelUnshuffle(2), conv3(12, w1), nn.ReLU(inplace=True))
-        self.enc1 = blocks(w1, cfg.blocks[0])
-        self.down1 = Down(w1, w2)
-        self.enc2 = blocks(w2, cfg.blocks[1])
-        self.down2 = Down(w2, w3)
-        self.body = blocks(w3, cfg.blocks[2])
-        self.up2 = Up(w3, w2)
-        self.dec2 = blocks(w2, cfg.blocks[1])
-        self.up1 = Up(w2, w1)
-        self.dec1 = blocks(w1, cfg.blocks[0])
+        super().__init__(_stem(3, cfg.widths[0]), cfg.widths, cfg.blocks)
+        w1 = cfg.widths[0]
         self.half_head = conv3(w1, NUM_CLASSES)
         self.head = nn.Sequential(conv3(w1, 4 * NUM_CLASSES), nn.PixelShuffle(2))
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """``x`` in [-1, 1], N×3×H×W → (logits N×4×H×W, half-resolution logits)."""
-        e1 = self.enc1(self.stem(x))
-        e2 = self.enc2(self.down1(e1))
-        d2 = self.dec2(self.up2(self.body(self.down2(e2))) + e2)
-        d1 = self.dec1(self.up1(d2) + e1)
+        d1 = self.features(x)
         return self.head(d1), self.half_head(d1)
 
 
@@ -142,7 +178,7 @@ class FastFNetImageHead(nn.Module):
         return x + self.residual(self.block(feature))
 
 
-class FastBNet(nn.Module):
+class FastBNet(ResidualUNet):
     """B-Net as a residual U-Net with the class features fused at H/4.
 
     Nested residual learning: the half-scale image is the half-size input plus a
@@ -155,25 +191,11 @@ class FastBNet(nn.Module):
     def __init__(
         self, cfg: FastBNetConfig, class_feature_width: int, mask_channels: int = NUM_CLASSES
     ) -> None:
-        super().__init__()
-        w1, w2, w3 = cfg.widths
-        self.stem = nn.Sequential(
-            nn.PixelUnshuffle(2), conv3(4 * (3 + mask_channels), w1), nn.ReLU(inplace=True)
-        )
-        self.enc1 = blocks(w1, cfg.blocks[0])
-        self.down1 = Down(w1, w2)
-        self.fuse = (
-            nn.Conv2d(w2 + NUM_CLASSES * class_feature_width, w2, 1)
-            if class_feature_width
-            else None
-        )
-        self.enc2 = blocks(w2, cfg.blocks[1])
-        self.down2 = Down(w2, w3)
-        self.body = blocks(w3, cfg.blocks[2])
-        self.up2 = Up(w3, w2)
-        self.dec2 = blocks(w2, cfg.blocks[1])
-        self.up1 = Up(w2, w1)
-        self.dec1 = blocks(w1, cfg.blocks[0])
+        w1, w2, _ = cfg.widths
+        fuse = None
+        if class_feature_width:
+            fuse = nn.Conv2d(w2 + NUM_CLASSES * class_feature_width, w2, 1)
+        super().__init__(_stem(3 + mask_channels, w1), cfg.widths, cfg.blocks, fuse)
         self.half_residual = ToImage(w1, 3, 1)
         self.full_residual = ToImage(w1, 3, 2)
 
@@ -181,13 +203,7 @@ class FastBNet(nn.Module):
         self, x: torch.Tensor, masks: torch.Tensor, class_features: list[torch.Tensor]
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """(restored image, half-scale restored image), both in the input's [-1, 1] scale."""
-        e1 = self.enc1(self.stem(torch.cat([x, masks], dim=1)))
-        e2 = self.down1(e1)
-        if self.fuse is not None:
-            e2 = self.fuse(torch.cat([e2, *class_features], dim=1))
-        e2 = self.enc2(e2)
-        d2 = self.dec2(self.up2(self.body(self.down2(e2))) + e2)
-        d1 = self.dec1(self.up1(d2) + e1)
+        d1 = self.features(torch.cat([x, masks], dim=1), class_features)
         half_r = self.half_residual(d1)
         half_image = F.avg_pool2d(x, 2) + half_r
         up = F.interpolate(half_r, scale_factor=2, mode="bilinear", align_corners=False)
