@@ -5,6 +5,8 @@ Only commands that work are registered, so ``umsn --help`` never advertises a st
 
 from __future__ import annotations
 
+from typing import Annotated
+
 import typer
 
 from umsn_cli import __version__
@@ -33,10 +35,11 @@ def _print_version(value: bool) -> None:
 
 @app.callback()
 def _root(
-    debug: bool = typer.Option(False, "--debug", help="Show tracebacks for errors."),
-    version: bool = typer.Option(
-        False, "--version", callback=_print_version, is_eager=True, help="Show the version."
-    ),
+    debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks for errors.")] = False,
+    version: Annotated[
+        bool,
+        typer.Option("--version", callback=_print_version, is_eager=True, help="Show the version."),
+    ] = False,
 ) -> None:
     state.debug = debug
     install_warning_handler()

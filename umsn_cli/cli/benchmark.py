@@ -6,7 +6,7 @@ import json
 import shlex
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
 import typer
 from rich.markup import escape
@@ -27,85 +27,114 @@ from umsn_cli.weights.manifest import DEFAULT_MODEL
 @reports_errors
 def benchmark(
     ctx: typer.Context,
-    dataset: str | None = typer.Option(
-        None,
-        "--dataset",
-        "-d",
-        help="helen, celeba or pubfig (under --data-root), or a folder: sharp faces "
-        "(blurred here) or blurred/sharp pairs.",
-        show_default=False,
-    ),
-    speed: bool = typer.Option(
-        False, "--speed", help="Measure speed on this machine instead of quality."
-    ),
-    data_root: Path | None = typer.Option(
-        None,
-        "--data-root",
-        help="Where named test sets live (default: $UMSN_DATA).",
-        show_default=False,
-    ),
-    kernels: Path | None = typer.Option(
-        None,
-        "--kernels",
-        help="Blur sharp faces with these kernels (.npy/.png/.mat or a folder) instead of "
-        "the seeded Shen-protocol bank.",
-        show_default=False,
-    ),
-    protocol: str = typer.Option(
-        "shen", "--protocol", help="How sharp faces are blurred: shen (10 kernels × 8 sizes)."
-    ),
-    per_size: int = typer.Option(
-        10, "--per-size", min=1, max=10, help="Shen protocol: kernels per size (10 = full)."
-    ),
-    seed: int = typer.Option(0, "--seed", help="Seed of the kernel bank and the noise."),
-    noise: float = typer.Option(0.01, "--noise", min=0.0, help="Noise σ on the [0, 1] scale."),
-    crop: float = typer.Option(
-        1.0,
-        "--crop",
-        min=0.05,
-        max=1.0,
-        help="Sharp faces: centre fraction that is the face framing (0.75 for CelebAMask-HQ).",
-    ),
-    align: int = typer.Option(
-        5,
-        "--align",
-        min=0,
-        max=32,
-        help="Score PSNR/SSIM at each image's best integer shift within ±PX (the border "
-        "left out); 0 scores unshifted. The plain scores are always reported beside.",
-    ),
-    limit: int | None = typer.Option(
-        None, "--limit", min=1, help="Score only the first N faces.", show_default=False
-    ),
-    identity: bool = typer.Option(
-        False, "--identity", help="Also the dlib identity distance (needs umsn[eval])."
-    ),
-    json_file: Path | None = typer.Option(
-        None, "--json", help="Write every number (and each case) here.", show_default=False
-    ),
-    markdown_file: Path | None = typer.Option(
-        None, "--markdown", help="Write the tables here as Markdown.", show_default=False
-    ),
-    picture: Path | None = typer.Option(
-        None,
-        "--picture",
-        help="Write the best and worst cases here (blurry | restored | sharp | masks).",
-        show_default=False,
-    ),
-    batches: list[int] = typer.Option(
-        [1, 16], "--batch", min=1, max=1024, help="Speed: batch sizes (repeat the option)."
-    ),
-    sizes: list[int] = typer.Option(
-        [128, 256], "--size", min=16, max=2048, help="Speed: image sizes (repeat the option)."
-    ),
-    repeats: int = typer.Option(5, "--repeats", min=1, help="Speed: timed runs per setting."),
+    dataset: Annotated[
+        str | None,
+        typer.Option(
+            "--dataset",
+            "-d",
+            help="helen, celeba or pubfig (under --data-root), or a folder: sharp faces "
+            "(blurred here) or blurred/sharp pairs.",
+            show_default=False,
+        ),
+    ] = None,
+    speed: Annotated[
+        bool, typer.Option("--speed", help="Measure speed on this machine instead of quality.")
+    ] = False,
+    data_root: Annotated[
+        Path | None,
+        typer.Option(
+            "--data-root",
+            help="Where named test sets live (default: $UMSN_DATA).",
+            show_default=False,
+        ),
+    ] = None,
+    kernels: Annotated[
+        Path | None,
+        typer.Option(
+            "--kernels",
+            help="Blur sharp faces with these kernels (.npy/.png/.mat or a folder) instead of "
+            "the seeded Shen-protocol bank.",
+            show_default=False,
+        ),
+    ] = None,
+    protocol: Annotated[
+        str,
+        typer.Option(
+            "--protocol", help="How sharp faces are blurred: shen (10 kernels × 8 sizes)."
+        ),
+    ] = "shen",
+    per_size: Annotated[
+        int,
+        typer.Option(
+            "--per-size", min=1, max=10, help="Shen protocol: kernels per size (10 = full)."
+        ),
+    ] = 10,
+    seed: Annotated[int, typer.Option("--seed", help="Seed of the kernel bank and the noise.")] = 0,
+    noise: Annotated[
+        float, typer.Option("--noise", min=0.0, help="Noise σ on the [0, 1] scale.")
+    ] = 0.01,
+    crop: Annotated[
+        float,
+        typer.Option(
+            "--crop",
+            min=0.05,
+            max=1.0,
+            help="Sharp faces: centre fraction that is the face framing (0.75 for CelebAMask-HQ).",
+        ),
+    ] = 1.0,
+    align: Annotated[
+        int,
+        typer.Option(
+            "--align",
+            min=0,
+            max=32,
+            help="Score PSNR/SSIM at each image's best integer shift within ±PX (the border "
+            "left out); 0 scores unshifted. The plain scores are always reported beside.",
+        ),
+    ] = 5,
+    limit: Annotated[
+        int | None,
+        typer.Option("--limit", min=1, help="Score only the first N faces.", show_default=False),
+    ] = None,
+    identity: Annotated[
+        bool, typer.Option("--identity", help="Also the dlib identity distance (needs umsn[eval]).")
+    ] = False,
+    json_file: Annotated[
+        Path | None,
+        typer.Option("--json", help="Write every number (and each case) here.", show_default=False),
+    ] = None,
+    markdown_file: Annotated[
+        Path | None,
+        typer.Option("--markdown", help="Write the tables here as Markdown.", show_default=False),
+    ] = None,
+    picture: Annotated[
+        Path | None,
+        typer.Option(
+            "--picture",
+            help="Write the best and worst cases here (blurry | restored | sharp | masks).",
+            show_default=False,
+        ),
+    ] = None,
+    batches: Annotated[
+        list[int],
+        typer.Option("--batch", min=1, max=1024, help="Speed: batch sizes (repeat the option)."),
+    ] = (1, 16),
+    sizes: Annotated[
+        list[int],
+        typer.Option("--size", min=16, max=2048, help="Speed: image sizes (repeat the option)."),
+    ] = (128, 256),
+    repeats: Annotated[
+        int, typer.Option("--repeats", min=1, help="Speed: timed runs per setting.")
+    ] = 5,
     model: opt.Model = DEFAULT_MODEL,
-    backend: str = typer.Option(
-        "auto",
-        "--backend",
-        "-b",
-        help="Inference backend; for --speed, 'all' (default with --speed) times each one.",
-    ),
+    backend: Annotated[
+        str,
+        typer.Option(
+            "--backend",
+            "-b",
+            help="Inference backend; for --speed, 'all' (default with --speed) times each one.",
+        ),
+    ] = "auto",
     device: opt.Device = None,
     precision: opt.Precision = "auto",
     batch_size: opt.BatchSize = 8,

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Annotated
+
 import typer
 
 from umsn_cli.cli import _batch as opt
@@ -16,40 +18,56 @@ def deblur(
     example: opt.Example = False,
     recursive: opt.Recursive = False,
     suffix: opt.Suffix = "",
-    ext: str | None = typer.Option(
-        None, "--ext", help="Output type (png, jpg, tif, webp, bmp); default: the input's."
-    ),
+    ext: Annotated[
+        str | None,
+        typer.Option("--ext", help="Output type (png, jpg, tif, webp, bmp); default: the input's."),
+    ] = None,
     overwrite: opt.Overwrite = False,
-    side_by_side: bool = typer.Option(
-        False, "--side-by-side", help="Also write NAME_compare.png: blurry | restored."
-    ),
-    save_masks: bool = typer.Option(
-        False,
-        "--save-masks",
-        help="Also write the S-Net masks (NAME_overlay/_labels.png; photos: per face).",
-    ),
-    mode: str = typer.Option(
-        "auto",
-        "--mode",
-        help="aligned: face crops; photo: find, align, restore and paste back every face; "
-        "auto: a small square image filled by one face is a crop, anything else a photo.",
-    ),
-    min_face: int = typer.Option(
-        24, "--min-face", min=1, help="Photo mode: leave faces smaller than this (px) alone."
-    ),
-    max_faces: int | None = typer.Option(
-        None,
-        "--max-faces",
-        min=1,
-        help="Photo mode: restore only the N largest faces.",
-        show_default=False,
-    ),
-    only_center_face: bool = typer.Option(
-        False, "--only-center-face", help="Photo mode: restore only the face nearest the centre."
-    ),
-    save_faces: bool = typer.Option(
-        False, "--save-faces", help="Photo mode: also write each aligned face before and after."
-    ),
+    side_by_side: Annotated[
+        bool, typer.Option("--side-by-side", help="Also write NAME_compare.png: blurry | restored.")
+    ] = False,
+    save_masks: Annotated[
+        bool,
+        typer.Option(
+            "--save-masks",
+            help="Also write the S-Net masks (NAME_overlay/_labels.png; photos: per face).",
+        ),
+    ] = False,
+    mode: Annotated[
+        str,
+        typer.Option(
+            "--mode",
+            help="aligned: face crops; photo: find, align, restore and paste back every face; "
+            "auto: a small square image filled by one face is a crop, anything else a photo.",
+        ),
+    ] = "auto",
+    min_face: Annotated[
+        int,
+        typer.Option(
+            "--min-face", min=1, help="Photo mode: leave faces smaller than this (px) alone."
+        ),
+    ] = 24,
+    max_faces: Annotated[
+        int | None,
+        typer.Option(
+            "--max-faces",
+            min=1,
+            help="Photo mode: restore only the N largest faces.",
+            show_default=False,
+        ),
+    ] = None,
+    only_center_face: Annotated[
+        bool,
+        typer.Option(
+            "--only-center-face", help="Photo mode: restore only the face nearest the centre."
+        ),
+    ] = False,
+    save_faces: Annotated[
+        bool,
+        typer.Option(
+            "--save-faces", help="Photo mode: also write each aligned face before and after."
+        ),
+    ] = False,
     model: opt.Model = DEFAULT_MODEL,
     backend: opt.Backend = "auto",
     device: opt.Device = None,

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Annotated
+
 import typer
 from rich.markup import escape
 
@@ -14,31 +16,37 @@ from umsn_cli.weights.manifest import DEFAULT_MODEL
 def prepare(
     output: opt.Output,  # first: a required option cannot follow defaults
     inputs: opt.Inputs = None,
-    min_face: int = typer.Option(
-        48, "--min-face", help="Skip faces smaller than this (px, at the photo's resolution)."
-    ),
-    max_faces: int | None = typer.Option(
-        None,
-        "--max-faces",
-        min=1,
-        help="Keep the N largest faces of each photo.",
-        show_default=False,
-    ),
-    max_outside: float = typer.Option(
-        0.15,
-        "--max-outside",
-        help="Skip faces whose canonical window leaves the photo by "
-        "more than this share of its area (the photo, mirrored, fills the rest).",
-    ),
-    min_sharpness: float = typer.Option(
-        50.0,
-        "--min-sharpness",
-        help="Skip faces softer than this (variance of the "
-        "Laplacian of the 128² canonical crop, levels 0–255).",
-    ),
-    labels: bool = typer.Option(
-        True, "--labels/--no-labels", help="Write S-Net pseudo-labels to masks/."
-    ),
+    min_face: Annotated[
+        int,
+        typer.Option(
+            "--min-face", help="Skip faces smaller than this (px, at the photo's resolution)."
+        ),
+    ] = 48,
+    max_faces: Annotated[
+        int | None,
+        typer.Option(
+            "--max-faces", min=1, help="Keep the N largest faces of each photo.", show_default=False
+        ),
+    ] = None,
+    max_outside: Annotated[
+        float,
+        typer.Option(
+            "--max-outside",
+            help="Skip faces whose canonical window leaves the photo by "
+            "more than this share of its area (the photo, mirrored, fills the rest).",
+        ),
+    ] = 0.15,
+    min_sharpness: Annotated[
+        float,
+        typer.Option(
+            "--min-sharpness",
+            help="Skip faces softer than this (variance of the "
+            "Laplacian of the 128² canonical crop, levels 0–255).",
+        ),
+    ] = 50.0,
+    labels: Annotated[
+        bool, typer.Option("--labels/--no-labels", help="Write S-Net pseudo-labels to masks/.")
+    ] = True,
     model: opt.Model = DEFAULT_MODEL,
     backend: opt.Backend = "auto",
     overwrite: opt.Overwrite = False,

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Annotated
+
 import typer
 
 from umsn_cli.cli import _batch as opt
@@ -17,9 +19,12 @@ def segment(
     recursive: opt.Recursive = False,
     suffix: opt.Suffix = "",
     overwrite: opt.Overwrite = False,
-    probs: bool = typer.Option(
-        False, "--probs", help="Also write the 4 probability maps as NAME_probs.npy (4×H×W)."
-    ),
+    probs: Annotated[
+        bool,
+        typer.Option(
+            "--probs", help="Also write the 4 probability maps as NAME_probs.npy (4×H×W)."
+        ),
+    ] = False,
     model: opt.Model = DEFAULT_MODEL,
     backend: opt.Backend = "auto",
     device: opt.Device = None,

