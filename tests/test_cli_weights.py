@@ -192,3 +192,13 @@ def test_damaged_cache_is_a_warning_then_refetched(published, weights_server):
     assert result.exit_code == 0, result.output
     assert "warning:" in result.stderr and "deleted" in result.stderr
     assert target.read_bytes() == BODY
+
+
+def test_list_marks_only_the_weights_a_bare_deblur_uses_as_default():
+    """Each config has a default entry; "(default)" is the one with no --model."""
+    from umsn_cli.weights.manifest import DEFAULT_MODEL, load_manifest
+
+    result = run("list")
+    assert result.exit_code == 0, result.output
+    marked = [line.split()[0] for line in result.stdout.splitlines() if "(default)" in line]
+    assert marked == [load_manifest().get(DEFAULT_MODEL).id]

@@ -17,7 +17,7 @@ from umsn_cli.cli._common import err_console, out_console, reports_errors, trans
 from umsn_cli.errors import OfflineError, WeightsError
 from umsn_cli.files import sha256_file
 from umsn_cli.weights import store
-from umsn_cli.weights.manifest import WeightsEntry, load_manifest
+from umsn_cli.weights.manifest import DEFAULT_MODEL, WeightsEntry, load_manifest
 
 app = typer.Typer(
     help="List, download, verify and import model weights.",
@@ -41,7 +41,8 @@ def list_weights() -> None:
         return
     rows = [
         (
-            entry.id + (" (default)" if entry.default else ""),
+            # the weights a bare `umsn deblur` uses (other configs have defaults too)
+            entry.id + (" (default)" if entry.default and entry.config == DEFAULT_MODEL else ""),
             entry.task,
             entry.config,
             _human(entry.size, "B"),
