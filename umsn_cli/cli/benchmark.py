@@ -212,12 +212,12 @@ class _Outputs:
             err_console.print(f"{what} → {escape(str(path))}")
 
 
-def _speed(outputs: _Outputs, *, model: str, backend: str, **settings: Any) -> None:
+def _speed(outputs: _Outputs, *, model: str, backend: str, offline: bool, **settings: Any) -> None:
     """``--speed``: time each backend on this machine; print and write the table."""
     from umsn_cli.benchmark import report
     from umsn_cli.benchmark.speed import measure_speed, speed_model
 
-    network, key = speed_model(model, offline=settings.pop("offline"), progress=transfer_bar)
+    network, key = speed_model(model, offline=offline, progress=transfer_bar)
     result = measure_speed(
         network,
         weights_key=key,
