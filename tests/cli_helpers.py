@@ -44,6 +44,11 @@ def assert_same_training_state(a: Path, b: Path, step: int) -> None:
         assert torch.equal(sa["stage"][k], sb["stage"][k]), k
     for ra, rb in zip(sa["sampler_rng"], sb["sampler_rng"], strict=True):
         assert torch.equal(ra, rb)
+    assert ("ema" in sa) == ("ema" in sb)
+    if "ema" in sa:  # the weight average continues exactly too
+        assert sa["ema"]["updates"] == sb["ema"]["updates"] == step
+        for k, v in sa["ema"]["weights"].items():
+            assert torch.equal(v, sb["ema"]["weights"][k]), k
 
 
 def pixels(path: Path) -> np.ndarray:

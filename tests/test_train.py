@@ -25,6 +25,7 @@ from umsn_cli.cli import app
 from umsn_cli.faces import load_faces, split_holdout
 from umsn_cli.metrics import FScore, psnr
 from umsn_cli.train import losses
+from umsn_cli.train.checkpoint import validated_weights
 from umsn_cli.train.config import TrainConfig
 from umsn_cli.train.data import Sampler
 from umsn_cli.train.loop import learning_rate
@@ -220,19 +221,22 @@ def test_pipeline_snet_fnets_umsn_export(tmp_path, dataset):
     # the float16 the weights are shipped in.
     model, meta = load_checkpoint(weights)
     assert model.config.name == "test-tiny" and meta["training"]["stage"] == "umsn"
-    trained = torch.load(s / "last.pt", weights_only=True)["stage"]
+    trained = validated_weights(torch.load(s / "last.pt", weights_only=True))
     exported = model.snet.state_dict()
     snet_keys = {k[len("snet.") :] for k in trained if k.startswith("snet.")}
     assert snet_keys == set(exported)
     for k in snet_keys:
         assert torch.equal(exported[k], _shipped(trained["snet." + k])), k
-    # The generator is the one the umsn run saved; its F-Nets started from the F-Net
-    # runs, and their image heads (no loss end to end) are still exactly those.
-    u_state = torch.load(u / "last.pt", weights_only=True)["stage"]
+    # The generator is the one the umsn run validated (its weight average); its F-Nets
+    # started from the F-Net runs', and their image heads (no loss end to end, so not
+    # averaged) are still exactly those.
+    u_state = validated_weights(torch.load(u / "last.pt", weights_only=True))
     for k, v in model.generator.state_dict().items():
         assert torch.equal(v, _shipped(u_state["generator." + k])), k
     for i in range(4):
-        f_state = torch.load(tmp_path / f"f{i + 1}" / "last.pt", weights_only=True)["stage"]
+        f_state = validated_weights(
+            torch.load(tmp_path / f"f{i + 1}" / "last.pt", weights_only=True)
+        )
         heads = {k: v for k, v in f_state.items() if k.startswith("fnet.image_head.")}
         assert heads
         for k, v in heads.items():
@@ -299,7 +303,7 @@ def test_init_starts_from_another_run(tmp_path, dataset):
             "0",
         )
     )
-    start = torch.load(clean / "last.pt", weights_only=True)["stage"]
+    start = validated_weights(torch.load(clean / "last.pt", weights_only=True))  # averaged
     end = torch.load(tuned / "last.pt", weights_only=True)["stage"]
     weights = [k for k in start if "running_" not in k and "num_batches" not in k]
     assert weights
@@ -357,10 +361,10 @@ def test_perceptual_loss_is_used_and_never_saved(tmp_path, dataset):
     train_lines = [line for line in lines if line["kind"] == "train"]
     assert [line["step"] for line in train_lines] == [1, 2, 3]
     assert all(line["perceptual"] > 0 for line in train_lines)
-    assert not any(line["kind"] == "note" for line in lines)
+    assert not any(line.get("note") == "perceptual loss off" for line in lines)
     state = torch.load(out / "last.pt", weights_only=True)
     assert state["config"]["perceptual"] is True
-    assert not any(k.startswith("vgg.") for k in state["stage"])
+    assert not any(k.startswith("vgg.") for k in [*state["stage"], *state["ema"]["weights"]])
 
 
 def test_config_file_repeats_a_run(tmp_path, dataset):

@@ -106,6 +106,10 @@ def train(
     grad_clip: Annotated[
         float | None, _opt("--grad-clip", help="Clip the gradient norm to this (0: off).")
     ] = None,
+    ema: Annotated[
+        float | None,
+        _opt("--ema", help="Decay of the weight average validated and exported (0.999; 0: off)."),
+    ] = None,
     noise_max: Annotated[
         float | None, _opt("--noise", help="Training noise σ ~ U(0, NOISE), [0, 1] scale.")
     ] = None,
@@ -143,7 +147,7 @@ def train(
         precision=precision, seed=seed, blur=blur, fnet_class=fnet_class, init=init, snet=snet,
         fnets=tuple(fnets) if fnets else None, noise_max=noise_max, val_noise=val_noise,
         extra_data=tuple(extra_data) if extra_data else None, degradation=degradation,
-        compile=compile, grad_clip=grad_clip,
+        compile=compile, grad_clip=grad_clip, ema=ema,
         kernel_bank=kernel_bank, perceptual=perceptual, perceptual_weight=perceptual_weight,
         confidence_lambda=confidence_lambda, log_every=log_every, val_every=val_every,
         ckpt_every=ckpt_every,

@@ -17,11 +17,13 @@ from torch import nn
 from umsn_cli.errors import UsageError, WeightsError, one_line
 from umsn_cli.files import temporary_file
 from umsn_cli.train.config import TrainConfig
+from umsn_cli.train.ema import WeightAverage
 
 FORMAT = "umsn-train"
 FORMAT_VERSION = 1
 # Settings a resumed run may change: how long it runs and how often it reports.
-_RESUMABLE = {"steps", "log_every", "val_every", "ckpt_every", "out"}
+# The weight average may start or change on resume: it never alters the raw weights.
+_RESUMABLE = {"steps", "log_every", "val_every", "ckpt_every", "out", "ema"}
 
 
 def save_train_state(
@@ -33,8 +35,10 @@ def save_train_state(
     history: list[dict[str, Any]],
     step: int,
     sampler_states: list[torch.Tensor] | None = None,
+    average: WeightAverage | None = None,
 ) -> None:
-    """``sampler_states``: every rank's sampler RNG state (default: this process's only)."""
+    """``sampler_states``: every rank's sampler RNG state (default: this process's only);
+    ``average``: the run's weight average, if it keeps one."""
     from umsn_cli.train.stages import stage_state
 
     data = {
@@ -47,6 +51,8 @@ def save_train_state(
         "sampler_rng": sampler_states or [sampler.generator.get_state()],
         "history": history,
     }
+    if average is not None:
+        data["ema"] = average.state_dict()
     with temporary_file(path) as tmp:
         torch.save(data, tmp)
 
@@ -87,6 +93,16 @@ def load_train_state(path: Path, cfg: TrainConfig) -> dict[str, Any]:
     return data
 
 
+def validated_weights(data: dict[str, Any]) -> dict[str, torch.Tensor]:
+    """A training checkpoint's weights as its run validated them: the stage's state, with
+    the weight average in place of the raw parameters where the run kept one (what
+    ``--export``, ``--init`` and ``--snet`` take from a run)."""
+    weights = dict(data["stage"])
+    if data.get("ema"):
+        weights.update(data["ema"]["weights"])
+    return weights
+
+
 def _norm(value: Any) -> Any:
     return list(value) if isinstance(value, tuple) else value
 
@@ -94,7 +110,7 @@ def _norm(value: Any) -> Any:
 def load_weights_into(module: nn.Module, path: str | os.PathLike[str], prefix: str) -> None:
     """Load the ``prefix`` part of a training checkpoint (e.g. ``snet``) into ``module``."""
     data = read_train_state(Path(path))
-    state = data["stage"]
+    state = validated_weights(data)
     part = {k[len(prefix) + 1 :]: v for k, v in state.items() if k.startswith(prefix + ".")}
     if not part:
         raise UsageError(

@@ -65,6 +65,9 @@ class TrainConfig:
     # lr 1e-3; 0.5 leaves normal steps alone and stops the rare blow-up of a net
     # without normalisation.
     grad_clip: float = 0.0
+    # Decay of the moving average of the weights that validation, best.pt and --export
+    # use (umsn_cli.train.ema; 0: off). 0.999 averages about the last 1000 steps.
+    ema: float = 0.999
     log_every: int = 10
     val_every: int = 250
     ckpt_every: int = 100
@@ -132,6 +135,8 @@ class TrainConfig:
             raise UsageError(f"--degradation must be one of {', '.join(MIXES)}")
         if self.blur not in ("none", "all"):
             raise UsageError("--blur must be none or all")
+        if not 0 <= self.ema < 1:
+            raise UsageError("--ema must be at least 0 and below 1 (0: no weight average)")
         for name in ("steps", "batch_size", "log_every", "val_every", "ckpt_every"):
             if getattr(self, name) < 1:
                 raise UsageError(f"--{name.replace('_', '-')} must be at least 1")

@@ -17,7 +17,7 @@ from umsn_cli.errors import UsageError
 from umsn_cli.files import sha256_file, write_text
 from umsn_cli.nn import UMSN, count_parameters, get_config
 from umsn_cli.nn.config import plain
-from umsn_cli.train.checkpoint import read_train_state
+from umsn_cli.train.checkpoint import read_train_state, validated_weights
 from umsn_cli.weights.checkpoint import save_checkpoint
 
 DATA_TERMS = (
@@ -57,7 +57,8 @@ def export_run(
             f"{run}: only umsn- and bnet-stage runs can be exported (this is a {cfg['stage']} run)"
         )
     config = get_config(cfg["model"])
-    weights = {k: v for k, v in state["stage"].items() if k.startswith(("snet.", "generator."))}
+    run_weights = validated_weights(state)
+    weights = {k: v for k, v in run_weights.items() if k.startswith(("snet.", "generator."))}
     if cfg["stage"] == "bnet":
         # The plain B-Net deblurs without masks; photo mode still needs S-Net's.
         snet = snet or cfg.get("snet")
@@ -66,7 +67,7 @@ def export_run(
                 "exporting a bnet run needs the S-Net that ships with it: pass --snet FILE"
             )
         config = plain(config)
-        snet_state = read_train_state(Path(snet))["stage"]
+        snet_state = validated_weights(read_train_state(Path(snet)))
         weights |= {k: v for k, v in snet_state.items() if k.startswith("snet.")}
     model = UMSN(config)
     model.load_state_dict(weights)

@@ -14,6 +14,7 @@ import math
 import os
 import time
 from collections.abc import Callable
+from contextlib import nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -33,9 +34,11 @@ from umsn_cli.train.checkpoint import (
     load_train_state,
     read_train_state,
     save_train_state,
+    validated_weights,
 )
 from umsn_cli.train.config import TrainConfig
 from umsn_cli.train.data import Sampler
+from umsn_cli.train.ema import WeightAverage
 from umsn_cli.train.report import plot_curves
 from umsn_cli.train.stages import Stage, build_stage
 
@@ -75,7 +78,7 @@ def prepare_stage(cfg: TrainConfig) -> Stage:
     """Build the stage's networks and load what it starts from (S-Net, F-Nets, init)."""
     stage = build_stage(cfg, get_config(cfg.model))
     if cfg.init:
-        load_stage_weights(stage, read_train_state(Path(cfg.init))["stage"], cfg.init)
+        load_stage_weights(stage, validated_weights(read_train_state(Path(cfg.init))), cfg.init)
     stage.load_parts(cfg)
     return stage
 
@@ -106,12 +109,18 @@ def train(cfg: TrainConfig, resume: bool = False, progress: Progress | None = No
     optimizer = torch.optim.Adam(stage.trainable(), lr=cfg.lr)
     history: list[dict[str, Any]] = []
     start = 0
+    average = None
     if resume:
         state = load_train_state(out / "last.pt", cfg)
         load_stage_weights(stage, state["stage"], str(out / "last.pt"))
         optimizer.load_state_dict(state["optimizer"])
         sampler.generator.set_state(state["sampler_rng"][rank.rank % len(state["sampler_rng"])])
         history, start = state["history"], state["step"]
+    if cfg.ema > 0:
+        # Starts from the current weights: a run that had none starts averaging here.
+        average = WeightAverage(stage, cfg.ema)
+        if resume and state.get("ema"):
+            average.load_state_dict(state["ema"])
     model: torch.nn.Module = stage
     if rank.world > 1:
         ids = [device.index] if device.type == "cuda" else None
@@ -129,6 +138,9 @@ def train(cfg: TrainConfig, resume: bool = False, progress: Progress | None = No
         write_text(out / "log.jsonl", lines)
         if not cfg.perceptual:
             _log(out, history, {"kind": "note", "step": start, "note": "perceptual loss off"})
+        if average is not None and average.updates == 0:
+            note = f"validating the weight average (decay {cfg.ema:g}) from here"
+            _log(out, history, {"kind": "note", "step": start, "note": note})
         save_rgb8(out / "degradations.png", _preview(train_faces, mix, kernels), overwrite=True)
 
     autocast = torch.autocast(device.type, dtype=torch.bfloat16, enabled=cfg.precision == "bf16")
@@ -154,7 +166,9 @@ def train(cfg: TrainConfig, resume: bool = False, progress: Progress | None = No
             # A NaN or a sudden spike: back to the last checkpoint, with new batches
             # (the sampler's RNG is not rewound), instead of dying or training on.
             value = float(loss.detach())
-            step, history = _roll_back(out, cfg, stage, optimizer, step, value, guard, rank)
+            step, history = _roll_back(
+                out, cfg, stage, optimizer, average, step, value, guard, rank
+            )
             lr_scale = rollback_lr_scale(history)
             clock, window, sums = time.perf_counter(), 0, {}
             continue
@@ -164,6 +178,8 @@ def train(cfg: TrainConfig, resume: bool = False, progress: Progress | None = No
             norm = torch.nn.utils.clip_grad_norm_(stage.trainable(), cfg.grad_clip)
             terms = {**terms, "grad_norm": norm.detach()}
         optimizer.step()
+        if average is not None:
+            average.update()
 
         window += 1
         for k, v in {"loss": loss.detach(), **terms}.items():
@@ -185,19 +201,24 @@ def train(cfg: TrainConfig, resume: bool = False, progress: Progress | None = No
             clock, window, sums = time.perf_counter(), 0, {}
         if done % cfg.val_every == 0 or done == cfg.steps:
             stage.eval()
-            scores = stage.validate(val)
+            with average.applied() if average is not None else nullcontext():
+                scores = stage.validate(val)
+                save_rgb8(out / "samples.png", stage.pictures(val), overwrite=True)
             stage.train()
             _log(out, history, {"kind": "val", "step": done, **scores})
-            save_rgb8(out / "samples.png", stage.pictures(val), overwrite=True)
             plot_curves(history, out / "curves.png")
             if scores[stage.key_metric] > best:
                 best = scores[stage.key_metric]
-                save_train_state(out / "best.pt", cfg, stage, optimizer, sampler, history, done)
+                save_train_state(
+                    out / "best.pt", cfg, stage, optimizer, sampler, history, done,
+                    average=average,
+                )  # fmt: skip
         if checkpoint:
             guard.rollbacks = 0
             save_train_state(
-                out / "last.pt", cfg, stage, optimizer, sampler, history, done, rng_states
-            )
+                out / "last.pt", cfg, stage, optimizer, sampler, history, done, rng_states,
+                average,
+            )  # fmt: skip
     if rank.world > 1:
         _log_rank_checksums(stage, rank, out, history)
     return out / "last.pt"
@@ -260,6 +281,7 @@ def _roll_back(
     cfg: TrainConfig,
     stage: Stage,
     optimizer: torch.optim.Optimizer,
+    average: WeightAverage | None,
     step: int,
     loss: float,
     guard: SpikeGuard,
@@ -276,6 +298,10 @@ def _roll_back(
     state = load_train_state(path, cfg)
     load_stage_weights(stage, state["stage"], str(path))
     optimizer.load_state_dict(state["optimizer"])
+    if average is not None and state.get("ema"):
+        average.load_state_dict(state["ema"])
+    elif average is not None:  # a checkpoint from before averaging began
+        average.restart()
     guard.reset()
     history = state["history"]
     note = {"kind": "rollback", "step": state["step"], "at_step": step + 1, "loss": loss}
