@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import functools
+import inspect
 import io
 import sys
 import tempfile
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.markup import escape
@@ -19,6 +23,7 @@ from umsn_cli.cli._common import (
     transfer_bar,
 )
 from umsn_cli.errors import ImageError, UsageError
+from umsn_cli.weights.manifest import DEFAULT_MODEL
 
 if TYPE_CHECKING:
     from umsn_cli.batch import Report
@@ -98,24 +103,74 @@ Example = Annotated[
 ]
 
 
-def run_batch(
-    task: str,
-    inputs: list[str] | None,
-    output: Path,
-    *,
-    example: bool,
-    recursive: bool,
-    suffix: str,
-    model: str,
-    backend: str,
-    device: str | None,
-    precision: str,
-    offline: bool,
-    verbose: bool,
-    quiet: bool = False,
-    shard: str | None = None,
-    **options,
-) -> None:
+@dataclass(frozen=True)
+class BatchRun:
+    """The options every batch command takes: what to read, where to write, which model
+    runs how, what to print. :func:`batch_command` declares them once for all."""
+
+    output: Path
+    inputs: list[str] | None
+    example: bool
+    recursive: bool
+    suffix: str
+    overwrite: bool
+    model: str
+    backend: str
+    device: str | None
+    precision: str
+    batch_size: int
+    offline: bool
+    verbose: bool
+    quiet: bool
+    skip_existing: bool
+    shard: str | None
+
+
+# Their command-line form, in the order ``--help`` lists them: the command's own options
+# go between the first six and the rest.
+def _batch_options(
+    output: Output,  # first: a required option cannot follow defaults
+    inputs: Inputs = None,
+    example: Example = False,
+    recursive: Recursive = False,
+    suffix: Suffix = "",
+    overwrite: Overwrite = False,
+    model: Model = DEFAULT_MODEL,
+    backend: Backend = "auto",
+    device: Device = None,
+    precision: Precision = "auto",
+    batch_size: BatchSize = 8,
+    offline: Offline = False,
+    verbose: Verbose = False,
+    quiet: Quiet = False,
+    skip_existing: SkipExisting = False,
+    shard: Shard = None,
+) -> None: ...
+
+
+def batch_command(command: Callable[..., None]) -> Callable[..., None]:
+    """Give ``command(run: BatchRun, **own)`` the shared options as parameters Typer sees.
+
+    The shared options are declared once, in :func:`_batch_options`; the command declares
+    only its own. Typer reads the signature made here and calls the wrapper, which hands
+    the shared values to the command as one :class:`BatchRun`.
+    """
+    shared = list(inspect.signature(_batch_options, eval_str=True).parameters.values())
+    own = list(inspect.signature(command, eval_str=True).parameters.values())[1:]  # no run
+    names = [p.name for p in shared]
+
+    @functools.wraps(command)
+    def wrapper(**values: Any) -> None:
+        run = BatchRun(**{name: values.pop(name) for name in names})
+        command(run, **values)
+
+    params = [*shared[:6], *own, *shared[6:]]
+    wrapper.__signature__ = inspect.Signature(params)  # type: ignore[attr-defined]
+    wrapper.__annotations__ = {p.name: p.annotation for p in params}
+    return wrapper
+
+
+def run_batch(task: str, run: BatchRun, **options: Any) -> None:
     """Plan, load, run with a progress bar, summarise; exit 1 if any file failed."""
     from umsn_cli import batch
     from umsn_cli.api import Restorer
@@ -124,8 +179,11 @@ def run_batch(
     from umsn_cli.inputs import shard as shard_of
 
     # Every usage mistake is reported before the (slow) model load.
-    settings = batch.Options(task=task, **options)
-    items = list(inputs or [])
+    settings = batch.Options(
+        task=task, overwrite=run.overwrite, batch_size=run.batch_size,
+        skip_existing=run.skip_existing, **options,
+    )  # fmt: skip
+    items, output, example = list(run.inputs or []), run.output, run.example
     to_stdout = str(output) == "-"
     _check_pipe(task, items, to_stdout, example=example, settings=settings)
     if not to_stdout:
@@ -142,30 +200,31 @@ def run_batch(
         # checks the real names, including the PNG a format that cannot hold it becomes.
         by_name = task == "deblur" and settings.ext is None
         jobs = plan_jobs(
-            items, output, recursive=recursive, suffix=suffix, missing=missing, by_name=by_name
-        )
-        jobs = shard_of(jobs, shard)
+            items, output, recursive=run.recursive, suffix=run.suffix, missing=missing,
+            by_name=by_name,
+        )  # fmt: skip
+        jobs = shard_of(jobs, run.shard)
         with err_console.status("loading the model…"):
             restorer = Restorer.load(
-                model,
-                backend=backend,
-                device=device,
-                precision=precision,
-                offline=offline or None,
+                run.model,
+                backend=run.backend,
+                device=run.device,
+                precision=run.precision,
+                offline=run.offline or None,
                 progress=transfer_bar,
             )
-        if not quiet:
+        if not run.quiet:
             err_console.print(f"using {restorer.info}")
         with progress_bar(task, len(jobs)) as bar:
             report = batch.run(jobs, restorer, settings, on_file=bar.advance)
         report.failed[:0] = missing
         if to_stdout:
-            _summarise(task, report, Path("-"), verbose=True, quiet=quiet, paths=False)
+            _summarise(task, report, Path("-"), verbose=True, quiet=run.quiet, paths=False)
             if report.written:
                 sys.stdout.buffer.write(report.written[0].read_bytes())
                 sys.stdout.buffer.flush()
             return
-    _summarise(task, report, output, verbose=verbose or len(jobs) == 1, quiet=quiet)
+    _summarise(task, report, output, verbose=run.verbose or len(jobs) == 1, quiet=run.quiet)
 
 
 def _check_pipe(task: str, items: list[str], to_stdout: bool, *, example: bool, settings) -> None:

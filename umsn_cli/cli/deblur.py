@@ -1,4 +1,4 @@
-"""``umsn deblur``: restore blurred aligned face crops."""
+"""``umsn deblur``: restore the blurred faces of photos and of aligned face crops."""
 
 from __future__ import annotations
 
@@ -8,21 +8,16 @@ import typer
 
 from umsn_cli.cli import _batch as opt
 from umsn_cli.cli._common import reports_errors
-from umsn_cli.weights.manifest import DEFAULT_MODEL
 
 
 @reports_errors
+@opt.batch_command
 def deblur(
-    output: opt.Output,  # first: a required option cannot follow defaults
-    inputs: opt.Inputs = None,
-    example: opt.Example = False,
-    recursive: opt.Recursive = False,
-    suffix: opt.Suffix = "",
+    run: opt.BatchRun,
     ext: Annotated[
         str | None,
         typer.Option("--ext", help="Output type (png, jpg, tif, webp, bmp); default: the input's."),
     ] = None,
-    overwrite: opt.Overwrite = False,
     side_by_side: Annotated[
         bool, typer.Option("--side-by-side", help="Also write NAME_compare.png: blurry | restored.")
     ] = False,
@@ -68,16 +63,6 @@ def deblur(
             "--save-faces", help="Photo mode: also write each aligned face before and after."
         ),
     ] = False,
-    model: opt.Model = DEFAULT_MODEL,
-    backend: opt.Backend = "auto",
-    device: opt.Device = None,
-    precision: opt.Precision = "auto",
-    batch_size: opt.BatchSize = 8,
-    offline: opt.Offline = False,
-    verbose: opt.Verbose = False,
-    quiet: opt.Quiet = False,
-    skip_existing: opt.SkipExisting = False,
-    shard: opt.Shard = None,
 ) -> None:
     """Restore blurred faces in photos or aligned face crops into the -o folder.
 
@@ -87,25 +72,10 @@ def deblur(
 
     opt.run_batch(
         "deblur",
-        inputs,
-        output,
-        example=example,
-        recursive=recursive,
-        suffix=suffix,
-        model=model,
-        backend=backend,
-        device=device,
-        precision=precision,
-        offline=offline,
-        verbose=verbose,
-        quiet=quiet,
-        shard=shard,
-        skip_existing=skip_existing,
+        run,
         ext=ext,
-        overwrite=overwrite,
         side_by_side=side_by_side,
         save_masks=save_masks,
-        batch_size=batch_size,
         mode=mode,
         photo=PhotoOptions(min_face, max_faces, only_center_face),
         save_faces=save_faces,
