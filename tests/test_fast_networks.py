@@ -9,7 +9,8 @@ import torch
 
 from umsn_cli.nn import CONFIGS, ModelConfig, build_model, count_parameters
 from umsn_cli.nn.config import FastBNetConfig
-from umsn_cli.nn.fast import FastGenerator, FastPlainBNet, ResBlock
+from umsn_cli.nn.fast import FastBNet, ResBlock
+from umsn_cli.nn.generator import Generator, PlainBNet
 from umsn_cli.nn.umsn import make_confidence, make_fnet, make_generator
 
 
@@ -49,7 +50,8 @@ def test_guided_generator_uses_masks_and_class_streams(tiny_fast_config):
     torch.manual_seed(0)
     guided = make_generator(tiny_fast_config)
     plain = make_generator(dataclasses.replace(tiny_fast_config, guided=False))
-    assert isinstance(guided, FastGenerator) and isinstance(plain, FastPlainBNet)
+    assert isinstance(guided, Generator) and isinstance(plain, PlainBNet)
+    assert isinstance(guided.bnet, FastBNet) and isinstance(plain.bnet, FastBNet)
     for net in (guided, plain):
         for p in net.parameters():
             p.data.normal_(0, 0.3)

@@ -14,8 +14,8 @@ import torch
 from torch import nn
 
 from umsn_cli.nn.blocks import DenseStage, SideOutputs, conv, half, upsample
-from umsn_cli.nn.config import BNetConfig, FNetConfig
-from umsn_cli.nn.fnet import FNet, Refine
+from umsn_cli.nn.config import BNetConfig
+from umsn_cli.nn.fnet import Refine
 from umsn_cli.nn.snet import NUM_CLASSES
 
 
@@ -72,30 +72,3 @@ class BNet(nn.Module):
         r = torch.tanh(self.residual(self.from_image(guide) - features))
         return self.refine(x - r), half_image
 
-
-class Generator(nn.Module):
-    """The four F-Nets and B-Net: blurry image + masks → restored image."""
-
-    def __init__(self, fnet: FNetConfig, bnet: BNetConfig) -> None:
-        super().__init__()
-        self.fnets = nn.ModuleList(FNet(fnet) for _ in range(NUM_CLASSES))
-        self.bnet = BNet(bnet, fnet.width)
-
-    def forward(self, x: torch.Tensor, masks: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """``x`` in [-1, 1], ``masks`` soft in [0, 1] → (restored, half-scale restored)."""
-        features = [fnet(x, masks[:, i : i + 1]) for i, fnet in enumerate(self.fnets)]
-        return self.bnet(x, masks, features)
-
-
-class PlainBNet(nn.Module):
-    """The ablation baseline: B-Net alone, no masks, no F-Nets (paper Tables I, VI)."""
-
-    def __init__(self, bnet: BNetConfig) -> None:
-        super().__init__()
-        self.bnet = BNet(bnet, class_feature_width=0, mask_channels=0)
-
-    def forward(
-        self, x: torch.Tensor, masks: torch.Tensor | None = None
-    ) -> tuple[torch.Tensor, torch.Tensor]:
-        """Same call as :class:`Generator`; ``masks`` are ignored."""
-        return self.bnet(x, x[:, :0], [])

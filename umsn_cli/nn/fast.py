@@ -210,32 +210,6 @@ class FastBNet(ResidualUNet):
         return x + up + self.full_residual(d1), half_image
 
 
-class FastGenerator(nn.Module):
-    """The four class streams and B-Net: blurry image + masks → restored image."""
-
-    def __init__(self, fnet: FastFNetConfig, bnet: FastBNetConfig) -> None:
-        super().__init__()
-        self.fnets = nn.ModuleList(FastFNet(fnet) for _ in range(NUM_CLASSES))
-        self.bnet = FastBNet(bnet, fnet.width)
-
-    def forward(self, x: torch.Tensor, masks: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        features = [fnet(x, masks[:, i : i + 1]) for i, fnet in enumerate(self.fnets)]
-        return self.bnet(x, masks, features)
-
-
-class FastPlainBNet(nn.Module):
-    """The ablation baseline in this family: B-Net alone, no masks, no class streams."""
-
-    def __init__(self, bnet: FastBNetConfig) -> None:
-        super().__init__()
-        self.bnet = FastBNet(bnet, class_feature_width=0, mask_channels=0)
-
-    def forward(
-        self, x: torch.Tensor, masks: torch.Tensor | None = None
-    ) -> tuple[torch.Tensor, torch.Tensor]:
-        """Same call as :class:`FastGenerator`; ``masks`` are ignored."""
-        return self.bnet(x, x[:, :0], [])
-
 
 class FastConfidenceNet(nn.Module):
     """CN (spec §6) on the masked pairs at half size, folded 2×: one confidence per class.

@@ -10,11 +10,12 @@ import torch
 from torch import nn
 
 from umsn_cli.nn import fast
-from umsn_cli.nn.bnet import Generator, PlainBNet
+from umsn_cli.nn.bnet import BNet
 from umsn_cli.nn.confidence import ConfidenceNet
 from umsn_cli.nn.config import ModelConfig
 from umsn_cli.nn.fnet import FNet
-from umsn_cli.nn.snet import SNet
+from umsn_cli.nn.generator import Generator, PlainBNet
+from umsn_cli.nn.snet import NUM_CLASSES, SNet
 
 
 def make_snet(config: ModelConfig) -> nn.Module:
@@ -29,11 +30,11 @@ def make_fnet(config: ModelConfig) -> nn.Module:
 
 def make_generator(config: ModelConfig) -> nn.Module:
     """``forward(x, masks) -> (restored, half-scale restored)``, guided or plain."""
-    if config.family == "fast":
-        if config.guided:
-            return fast.FastGenerator(config.fnet, config.bnet)
-        return fast.FastPlainBNet(config.bnet)
-    return Generator(config.fnet, config.bnet) if config.guided else PlainBNet(config.bnet)
+    bnet_class = fast.FastBNet if config.family == "fast" else BNet
+    if not config.guided:
+        return PlainBNet(bnet_class(config.bnet, class_feature_width=0, mask_channels=0))
+    fnets = [make_fnet(config) for _ in range(NUM_CLASSES)]
+    return Generator(fnets, bnet_class(config.bnet, config.fnet.width))
 
 
 def make_confidence(config: ModelConfig) -> nn.Module:
