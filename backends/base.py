@@ -9,12 +9,12 @@ from typing import ClassVar
 
 import torch
 
+from umsn_cli.choices import Precision, values
 from umsn_cli.errors import UsageError
 from umsn_cli.nn import UMSN
 
-#: Precisions a user can ask for; "auto" lets the backend pick what is fastest at
-#: equal quality on its device.
-PRECISIONS = ("auto", "fp32", "bf16", "fp16")
+#: What ``precision`` may be (``Precision``'s values).
+PRECISIONS = values(Precision)
 _DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
 
 

@@ -279,7 +279,7 @@ def test_inference_errors_fail_the_batch_on_one_line(tmp_path, tiny_checkpoint, 
     ("args", "needle"),
     [
         (["--backend", "nope"], "unknown backend 'nope'"),
-        (["--precision", "fp8"], "unknown precision 'fp8'"),
+        (["--precision", "fp8"], "'fp8' is not one of 'auto', 'fp32', 'bf16', 'fp16'"),
         (["--device", "gpu0"], "'gpu0' is not a torch device"),
         (["--ext", "gif"], "--ext gif"),
         (["--ext", "xyz"], "--ext xyz"),

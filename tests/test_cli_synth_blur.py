@@ -176,7 +176,7 @@ def test_class_mode_blurs_only_the_class(tmp_path, label_mode, cls, value):
         (["--masks", "MASKS"], "only apply to --mode class"),
         (["--mode", "shen", "--size", "13"], "--size"),
         (["--size", "14"], "odd"),
-        (["--mode", "wobble"], "--mode wobble"),
+        (["--mode", "wobble"], "'wobble' is not one of 'pairs', 'class', 'shen'"),
         (["--exposure", "0"], "--exposure"),
         (["--noise", "-0.1"], "--noise"),
     ],

@@ -34,7 +34,7 @@ SIZE = 128  # the default input contract's
 
 # Small, fast and deterministic: every CLI run below starts from these.
 FAST = [
-    "--model", "test-tiny", "--batch-size", "2", "--precision", "fp32", "--perceptual", "off",
+    "--model", "test-tiny", "--batch-size", "2", "--precision", "fp32", "--no-perceptual",
     "--kernel-bank", "20", "--holdout", "2", "--log-every", "1", "--val-every", "2",
     "--ckpt-every", "2",
 ]  # fmt: skip
@@ -353,7 +353,6 @@ def test_perceptual_loss_is_used_and_never_saved(tmp_path, dataset):
         out,
         *FAST,
         "--perceptual",
-        "on",
     ]
     ok(train(*args, "--steps", "2"))
     ok(train(*args, "--steps", "3", "--resume"))
@@ -394,7 +393,8 @@ def _fails(result, *words: str) -> None:
 
 def test_usage_errors(tmp_path, dataset):
     d, m = str(dataset["data"]), str(dataset["masks"])
-    _fails(train("denoise", "--data", d, "--out", tmp_path / "x", *FAST), "unknown stage")
+    denoise = train("denoise", "--data", d, "--out", tmp_path / "x", *FAST)
+    _fails(denoise, "'denoise' is not one of 'snet'")
     _fails(train("fnet", "--data", d, "--masks", m, "--out", tmp_path / "x", *FAST), "--class")
     _fails(train("snet", "--data", d, "--out", tmp_path / "x", *FAST), "--masks")
     _fails(train("snet", "--data", d, "--masks", m, *FAST), "--out")
@@ -435,9 +435,9 @@ def test_usage_errors(tmp_path, dataset):
         train("snet", "--data", d, "--masks", m, "--out", tmp_path / "x", *FAST, "--holdout", "6"),
         "--holdout 6",
     )
-    _fails(
+    _fails(  # a switch takes no value: --perceptual / --no-perceptual
         train("bnet", "--data", d, "--out", tmp_path / "x", *FAST, "--perceptual", "yes"),
-        "--perceptual",
+        "unexpected extra argument(s) (yes)",
     )
     _fails(
         train("snet", "--data", d, "--masks", m, "--out", tmp_path / "x", *FAST, "--steps", "0"),

@@ -24,7 +24,7 @@ pytestmark = pytest.mark.skipif(
 )
 
 FAST = [
-    "--batch-size", "2", "--precision", "fp32", "--perceptual", "off", "--kernel-bank", "20",
+    "--batch-size", "2", "--precision", "fp32", "--no-perceptual", "--kernel-bank", "20",
     "--holdout", "0", "--log-every", "1", "--val-every", "2", "--ckpt-every", "2",
 ]  # fmt: skip
 

@@ -24,6 +24,7 @@ from PIL import Image
 from umsn_cli.aligned import probs_at_source_size, restored_at_source_size, to_model_input
 from umsn_cli.backends import Backend, BackendInfo
 from umsn_cli.backends.registry import choose_backend
+from umsn_cli.choices import Mode, values
 from umsn_cli.images import LoadedImage, from_array, from_pil, to_array
 from umsn_cli.nn import UMSN
 from umsn_cli.paths import graph_cache_dir
@@ -124,7 +125,7 @@ class Restoration:
     notes: list[str]  # what the CLI prints with --verbose (faces too small, none found)
 
 
-MODES = ("auto", "aligned", "photo")
+MODES = values(Mode)
 
 
 def restore(

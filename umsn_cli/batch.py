@@ -20,7 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
-from umsn_cli.api import Restorer
+from umsn_cli.api import MODES, Restorer
 from umsn_cli.errors import ImageError, UmsnError, UsageError, one_line
 from umsn_cli.images import (
     LoadedImage,
@@ -37,8 +37,6 @@ from umsn_cli.images import (
 from umsn_cli.inputs import Job, check_not_input, resolved_sources
 from umsn_cli.photo.pipeline import PhotoOptions, PhotoResult, choose_mode, restore_photo
 from umsn_cli.visualize import labels_from_probs, overlay, side_by_side
-
-MODES = ("auto", "aligned", "photo")
 
 
 @dataclass(frozen=True)

@@ -36,12 +36,13 @@ from PIL import Image
 
 from umsn_cli.blur.convolve import blur_image
 from umsn_cli.blur.kernels import KERNEL_SIZES, random_kernels, shen_bank
+from umsn_cli.choices import SynthMode, values
 from umsn_cli.errors import ImageError, UmsnError, UsageError, one_line
 from umsn_cli.images import atomic_write, quantise, read_image, save_rgb8
 from umsn_cli.inputs import Job, check_not_input, plan_jobs, resolved_sources
 from umsn_cli.labels import read_celebamask_labels
 
-MODES = ("pairs", "class", "shen")
+MODES = values(SynthMode)
 #: ``--class`` number → (UMSN class index in a label map, name).
 CLASSES = {1: (0, "background"), 2: (1, "skin"), 3: (2, "features"), 4: (3, "hair")}
 SHEN_PER_SIZE = 10

@@ -11,10 +11,16 @@ import typer
 
 from umsn_cli import __version__
 from umsn_cli.cli import benchmark, deblur, prepare, segment, synth_blur, train, weights
-from umsn_cli.cli._common import install_warning_handler, state, terminate_like_interrupt
+from umsn_cli.cli._common import (
+    OneLineUsage,
+    install_warning_handler,
+    state,
+    terminate_like_interrupt,
+)
 
 app = typer.Typer(
     name="umsn",
+    cls=OneLineUsage,
     help="Restore blurred photos of faces with UMSN, offline, on an ordinary CPU.",
     no_args_is_help=True,
     # `umsn --install-completion` for bash, zsh, fish and PowerShell.

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 from rich.markup import escape
 
+from umsn_cli.choices import Precision
 from umsn_cli.cli._common import (
     err_console,
     out_console,
@@ -66,11 +67,8 @@ Device = Annotated[
     typer.Option("--device", help="torch device, e.g. cpu or cuda:0."),
 ]
 Precision = Annotated[
-    str,
-    typer.Option(
-        "--precision",
-        help="auto (bf16 where the CPU/GPU has it natively), fp32, bf16, fp16.",
-    ),
+    Precision,
+    typer.Option("--precision", help="auto: bf16 where the CPU/GPU has it natively, else fp32."),
 ]
 BatchSize = Annotated[
     int, typer.Option("--batch-size", min=1, max=1024, help="Faces per forward pass.")
@@ -117,7 +115,7 @@ class BatchRun:
     model: str
     backend: str
     device: str | None
-    precision: str
+    precision: Precision
     batch_size: int
     offline: bool
     verbose: bool
@@ -138,7 +136,7 @@ def _batch_options(
     model: Model = DEFAULT_MODEL,
     backend: Backend = "auto",
     device: Device = None,
-    precision: Precision = "auto",
+    precision: Precision = Precision.auto,
     batch_size: BatchSize = 8,
     offline: Offline = False,
     verbose: Verbose = False,
@@ -209,7 +207,7 @@ def run_batch(task: str, run: BatchRun, **options: Any) -> None:
                 run.model,
                 backend=run.backend,
                 device=run.device,
-                precision=run.precision,
+                precision=run.precision.value,
                 offline=run.offline or None,
                 progress=transfer_bar,
             )

@@ -14,7 +14,7 @@ import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import ParamSpec, TypeVar
+from typing import Any, ParamSpec, TypeVar
 
 import typer
 from rich.console import Console
@@ -97,6 +97,55 @@ def fail(message: str, code: int = 1) -> typer.Exit:
     """Print a one-line error and return the ``typer.Exit`` to raise."""
     err_console.print(f"[red]error:[/] {escape(message)}")
     return typer.Exit(code)
+
+
+# Click's exception bases, wherever this Typer keeps Click (newer releases vendor it).
+_ClickUsageError: type[Exception] = typer.BadParameter.__mro__[1]
+_ClickException: type[Exception] = typer.BadParameter.__mro__[2]
+
+
+class _UsageLine(_ClickException):  # type: ignore[misc, valid-type]
+    """A usage mistake Click found (unknown option, bad value), shown as one line."""
+
+    exit_code = 2
+
+    def __init__(self, error: Any) -> None:
+        message = error.format_message().rstrip(".")
+        message = message.replace("Value error, ", "")  # pydantic's prefix, in newer Typers
+        if message[:1].isupper() and message[1:2].islower():  # "Invalid value…" → "invalid…"
+            message = message[0].lower() + message[1:]
+        if error.ctx is not None:
+            message += f"; see `{error.ctx.command_path} -h`"
+        super().__init__(message)
+
+    def show(self, file: object = None) -> None:
+        err_console.print(f"[red]error:[/] {escape(self.message)}")
+
+
+class OneLineUsage(typer.core.TyperGroup):
+    """The root group: Click's own usage errors (three lines: usage, hint, error) become
+    one line like every other umsn error, with the same exit code 2.
+
+    Subcommands parse inside the root's ``invoke``, so catching here covers them all.
+    """
+
+    def make_context(self, *args, **kwargs):  # type: ignore[no-untyped-def]
+        with _usage_in_one_line():
+            return super().make_context(*args, **kwargs)
+
+    def invoke(self, ctx):  # type: ignore[no-untyped-def]
+        with _usage_in_one_line():
+            return super().invoke(ctx)
+
+
+@contextmanager
+def _usage_in_one_line() -> Iterator[None]:
+    try:
+        yield
+    except _ClickUsageError as exc:
+        if type(exc).__name__ == "NoArgsIsHelpError":  # bare `umsn`: the help is the answer
+            raise
+        raise _UsageLine(exc) from None
 
 
 def reports_errors(func: Callable[P, R]) -> Callable[P, R]:

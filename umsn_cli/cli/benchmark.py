@@ -11,6 +11,7 @@ from typing import Annotated, Any
 import typer
 from rich.markup import escape
 
+from umsn_cli.choices import Precision, Protocol
 from umsn_cli.cli import _batch as opt
 from umsn_cli.cli._common import (
     err_console,
@@ -58,11 +59,11 @@ def benchmark(
         ),
     ] = None,
     protocol: Annotated[
-        str,
+        Protocol,
         typer.Option(
             "--protocol", help="How sharp faces are blurred: shen (10 kernels × 8 sizes)."
         ),
-    ] = "shen",
+    ] = Protocol.shen,
     per_size: Annotated[
         int,
         typer.Option(
@@ -136,7 +137,7 @@ def benchmark(
         ),
     ] = "auto",
     device: opt.Device = None,
-    precision: opt.Precision = "auto",
+    precision: opt.Precision = Precision.auto,
     batch_size: opt.BatchSize = 8,
     offline: opt.Offline = False,
 ) -> None:
@@ -152,20 +153,18 @@ def benchmark(
     outputs = _Outputs(json_file, markdown_file, picture, command_line(ctx))
     if speed:
         _speed(
-            outputs, model=model, backend=backend, device=device, precision=precision,
+            outputs, model=model, backend=backend, device=device, precision=precision.value,
             offline=offline, batches=tuple(batches), sizes=tuple(sizes), repeats=repeats,
         )  # fmt: skip
         return
     if dataset is None:
         raise UsageError("give --dataset NAME|FOLDER (or --speed); see umsn benchmark --help")
-    if protocol != "shen":
-        raise UsageError(f"unknown --protocol {protocol!r}; the only one is shen")
     from umsn_cli.api import Restorer
     from umsn_cli.benchmark import datasets
     from umsn_cli.blur.synth import load_kernels
 
     restorer = Restorer.load(
-        model, backend=backend, device=device, precision=precision, offline=offline,
+        model, backend=backend, device=device, precision=precision.value, offline=offline,
         progress=transfer_bar,
     )  # fmt: skip
     test = datasets.open_dataset(

@@ -6,6 +6,7 @@ from typing import Annotated
 
 import typer
 
+from umsn_cli.choices import Mode
 from umsn_cli.cli import _batch as opt
 from umsn_cli.cli._common import reports_errors
 
@@ -29,13 +30,13 @@ def deblur(
         ),
     ] = False,
     mode: Annotated[
-        str,
+        Mode,
         typer.Option(
             "--mode",
             help="aligned: face crops; photo: find, align, restore and paste back every face; "
             "auto: a small square image filled by one face is a crop, anything else a photo.",
         ),
-    ] = "auto",
+    ] = Mode.auto,
     min_face: Annotated[
         int,
         typer.Option(
@@ -76,7 +77,7 @@ def deblur(
         ext=ext,
         side_by_side=side_by_side,
         save_masks=save_masks,
-        mode=mode,
+        mode=mode.value,
         photo=PhotoOptions(min_face, max_faces, only_center_face),
         save_faces=save_faces,
     )

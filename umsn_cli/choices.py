@@ -1,0 +1,61 @@
+"""The named choices users pick from, as ``str`` Enums: one home for each vocabulary.
+
+The library checks values against these, and the CLI declares its options with them
+(Typer lists the choices in ``--help`` and refuses others). This module imports
+nothing heavy, so building the command line never loads torch.
+"""
+
+from __future__ import annotations
+
+from enum import Enum
+
+
+class Mode(str, Enum):
+    """How ``deblur`` takes an image."""
+
+    auto = "auto"  # a small square image filled by one face is a crop, else a photo
+    aligned = "aligned"  # an aligned face crop
+    photo = "photo"  # find, align, restore and paste back every face
+
+
+class Precision(str, Enum):
+    """Inference precision; ``auto`` lets the backend pick what is fastest at equal
+    quality on its device."""
+
+    auto = "auto"
+    fp32 = "fp32"
+    bf16 = "bf16"
+    fp16 = "fp16"
+
+
+class SynthMode(str, Enum):
+    """What ``umsn synth-blur`` makes of each sharp image."""
+
+    pairs = "pairs"  # one blurry copy, blurred whole
+    class_ = "class"  # one blurry copy with one semantic class blurred
+    shen = "shen"  # 80 copies: 10 kernels × sizes 13–27 (Shen et al. test protocol)
+
+
+class Protocol(str, Enum):
+    """How ``umsn benchmark`` blurs a folder of sharp faces."""
+
+    shen = "shen"  # 10 seeded kernels at each of the 8 sizes 13–27
+
+
+class StageName(str, Enum):
+    """What ``umsn train STAGE`` trains."""
+
+    snet = "snet"
+    fnet = "fnet"
+    umsn = "umsn"
+    bnet = "bnet"  # the plain B-Net ablation
+
+
+class TrainPrecision(str, Enum):
+    bf16 = "bf16"  # autocast
+    fp32 = "fp32"
+
+
+def values(choice: type[Enum]) -> tuple[str, ...]:
+    """The accepted strings, in declaration order."""
+    return tuple(member.value for member in choice)
