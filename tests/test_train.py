@@ -649,3 +649,22 @@ def test_restricted_unpickler_refuses_code():
     for payload in (pickle.dumps(_Evil()), pickle.dumps({"x": eval}), pickle.dumps(print)):
         with pytest.raises(pickle.UnpicklingError, match="refusing"):
             vgg._ArraysOnly(io.BytesIO(payload)).load()
+
+
+def test_every_setting_is_an_option_stating_the_configs_default():
+    """The command line is built from TrainConfig: no setting without its option, and
+    the default a user reads in --help is the one a run gets."""
+    import dataclasses
+
+    result = train("--help")
+    assert result.exit_code == 0
+    text = " ".join(result.output.split())  # undo the help's line wrapping
+    settings = [f for f in dataclasses.fields(TrainConfig) if "help" in f.metadata]
+    assert len(settings) == len(dataclasses.fields(TrainConfig)) - 2  # all but stage, out
+    for f in settings:
+        flag = f.metadata["flag"] or "--" + f.name.replace("_", "-")
+        flag = flag if isinstance(flag, str) else flag[0]
+        assert flag in text, flag
+    steps = TrainConfig("snet", "o").steps
+    assert f"Optimiser steps. [default: {steps}]" in text
+    assert "--compile / --no-compile" in text and "[default: off]" in text

