@@ -165,3 +165,22 @@ def test_a_whole_photo_gets_photo_mode_like_the_cli(tmp_path, tiny_checkpoint, m
     assert crop.shape == (128, 128, 3)
     with pytest.raises(UsageError, match="mode"):
         deblur(face(128), **model, mode="nope")
+
+
+def test_the_flip_ensemble_averages_the_face_and_its_mirror(tiny_checkpoint, model):
+    from umsn_cli.aligned import to_model_input
+    from umsn_cli.images import from_array
+
+    image = from_array(face(128))
+    plain = Restorer.load(str(tiny_checkpoint), backend="cpu")
+    both = Restorer.load(str(tiny_checkpoint), backend="cpu", flip_ensemble=True)
+    x = to_model_input(image.rgb, 128)[None]
+    restored, _ = plain.backend.deblur(x)
+    mirrored, _ = plain.backend.deblur(x.flip(-1))
+    expected = ((restored + mirrored.flip(-1)) / 2)[0].permute(1, 2, 0).numpy()
+    result = both.deblur_batch([image])[0].rgb
+    np.testing.assert_allclose(result, expected, atol=1e-5)
+    assert not np.allclose(result, plain.deblur_batch([image])[0].rgb, atol=1e-3)
+    # The API and the CLI option reach the same Restorer setting.
+    out = deblur(face(128), **model, flip_ensemble=True)
+    assert np.abs(out.astype(int) - np.rint(expected * 255)).max() <= 1

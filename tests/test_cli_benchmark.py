@@ -67,6 +67,8 @@ def test_usage_errors(tmp_path, tiny_checkpoint):
         bench(tiny_checkpoint, "--dataset", faces, "--json", tmp_path / "no" / "r.json"), 2
     )
     assert "does not exist" in message
+    result = bench(tiny_checkpoint, "--speed", "--flip-ensemble")
+    assert "--flip-ensemble" in assert_clean_error(result, 2)
     result = bench(tiny_checkpoint, "--dataset", faces, "--protocol", "levin")
     assert "protocol" in assert_clean_error(result, 2)
     result = bench(tiny_checkpoint, "--dataset", faces, "--kernels", tmp_path / "none.npy")

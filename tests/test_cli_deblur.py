@@ -648,3 +648,18 @@ def test_a_bug_in_inference_is_not_reported_as_a_memory_problem(
     assert result.exit_code != 0
     assert "--batch-size 1" not in result.output
     assert isinstance(result.exception, RuntimeError)  # surfaces as the bug it is
+
+
+def test_flip_ensemble_is_the_apis(tmp_path, tiny_checkpoint):
+    from umsn_cli.api import deblur as api_deblur
+    from umsn_cli.api import load_restorer
+
+    src = save(face(128), tmp_path / "a.png")
+    result = run("deblur", src, "-o", tmp_path / "o", "--model", tiny_checkpoint, "-b", "cpu",
+                 "--flip-ensemble")  # fmt: skip
+    assert result.exit_code == 0, result.output
+    load_restorer.cache_clear()
+    ensemble = api_deblur(face(128), model=str(tiny_checkpoint), backend="cpu", flip_ensemble=True)
+    single = api_deblur(face(128), model=str(tiny_checkpoint), backend="cpu")
+    assert np.array_equal(pixels(tmp_path / "o" / "a.png"), ensemble)
+    assert not np.array_equal(ensemble, single)

@@ -166,7 +166,7 @@ def batch_command(command: Callable[..., None]) -> Callable[..., None]:
     return with_parameters(wrapper, [*shared[:6], *own, *shared[6:]])
 
 
-def run_batch(task: str, run: BatchRun, **options: Any) -> None:
+def run_batch(task: str, run: BatchRun, *, flip_ensemble: bool = False, **options: Any) -> None:
     """Plan, load, run with a progress bar, summarise; exit 1 if any file failed."""
     from umsn_cli import batch
     from umsn_cli.api import Restorer
@@ -208,6 +208,7 @@ def run_batch(task: str, run: BatchRun, **options: Any) -> None:
                 precision=run.precision.value,
                 offline=run.offline or None,
                 progress=transfer_bar,
+                flip_ensemble=flip_ensemble,
             )
         if not run.quiet:
             err_console.print(f"using {restorer.info}")

@@ -97,6 +97,12 @@ def benchmark(
         int | None,
         typer.Option("--limit", min=1, help="Score only the first N faces.", show_default=False),
     ] = None,
+    flip_ensemble: Annotated[
+        bool,
+        typer.Option(
+            "--flip-ensemble", help="Score deblur --flip-ensemble: each face and its mirror."
+        ),
+    ] = False,
     identity: Annotated[
         bool, typer.Option("--identity", help="Also the dlib identity distance (needs umsn[eval]).")
     ] = False,
@@ -151,6 +157,11 @@ def benchmark(
         if path is not None and not path.parent.is_dir():
             raise UsageError(f"{path}: its folder does not exist; create it first")
     outputs = _Outputs(json_file, markdown_file, picture, command_line(ctx))
+    if speed and flip_ensemble:
+        raise UsageError(
+            "--flip-ensemble scores quality; --speed times single passes (the ensemble "
+            "makes two, so it takes twice as long)"
+        )
     if speed:
         _speed(
             outputs, model=model, backend=backend, device=device, precision=precision.value,
@@ -165,7 +176,7 @@ def benchmark(
 
     restorer = Restorer.load(
         model, backend=backend, device=device, precision=precision.value, offline=offline,
-        progress=transfer_bar,
+        progress=transfer_bar, flip_ensemble=flip_ensemble,
     )  # fmt: skip
     test = datasets.open_dataset(
         dataset,
