@@ -28,7 +28,7 @@ from torch.utils.flop_counter import FlopCounterMode
 from umsn_cli.benchmark.speed import measure_matmul_peak
 from umsn_cli.blur.degrade import MIXES, motion_bank
 from umsn_cli.faces import FaceSet
-from umsn_cli.train.config import TrainConfig
+from umsn_cli.train.config import PRECISIONS, STAGES, TrainConfig
 from umsn_cli.train.data import Sampler
 from umsn_cli.train.loop import prepare_stage
 
@@ -44,10 +44,10 @@ def random_faces(count: int = 64, side: int = 160) -> FaceSet:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--config", default="umsn-lite")
-    parser.add_argument("--stage", default="umsn", choices=["snet", "fnet", "umsn", "bnet"])
+    parser.add_argument("--stage", default="umsn", choices=STAGES)
     parser.add_argument("--batch", type=int, default=16)
-    parser.add_argument("--precision", choices=["fp32", "bf16"], default="bf16")
-    parser.add_argument("--perceptual", choices=["on", "off"], default="on")
+    parser.add_argument("--precision", choices=PRECISIONS, default="bf16")
+    parser.add_argument("--perceptual", action=argparse.BooleanOptionalAction, default=True)
     parser.add_argument("--steps", type=int, default=5)
     parser.add_argument("--compile", action="store_true", help="torch.compile the stage")
     args = parser.parse_args()
@@ -55,7 +55,7 @@ def main() -> None:
     torch.manual_seed(0)
     cfg = TrainConfig(
         stage=args.stage, out="-", model=args.config, data="-", masks="-", fnet_class=3,
-        precision=args.precision, perceptual=args.perceptual == "on", batch_size=args.batch,
+        precision=args.precision, perceptual=args.perceptual, batch_size=args.batch,
     )  # fmt: skip
     stage = prepare_stage(cfg).train().to(memory_format=torch.channels_last)
     optimizer = torch.optim.Adam(stage.trainable(), lr=cfg.lr)
