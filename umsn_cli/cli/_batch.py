@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 from rich.markup import escape
 
-from umsn_cli.choices import Precision
+from umsn_cli import choices
 from umsn_cli.cli._common import (
     err_console,
     out_console,
@@ -68,7 +68,7 @@ Device = Annotated[
     typer.Option("--device", help="torch device, e.g. cpu or cuda:0."),
 ]
 Precision = Annotated[
-    Precision,
+    choices.Precision,
     typer.Option("--precision", help="auto: bf16 where the CPU/GPU has it natively, else fp32."),
 ]
 BatchSize = Annotated[
@@ -116,7 +116,7 @@ class BatchRun:
     model: str
     backend: str
     device: str | None
-    precision: Precision
+    precision: choices.Precision
     batch_size: int
     offline: bool
     verbose: bool
@@ -137,7 +137,7 @@ def _batch_options(
     model: Model = DEFAULT_MODEL,
     backend: Backend = "auto",
     device: Device = None,
-    precision: Precision = Precision.auto,
+    precision: Precision = choices.Precision.auto,
     batch_size: BatchSize = 8,
     offline: Offline = False,
     verbose: Verbose = False,

@@ -22,7 +22,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from umsn_cli.choices import StageName
 from umsn_cli.cli._common import err_console, out_console, reports_errors, with_parameters
-from umsn_cli.train.config import TrainConfig
+from umsn_cli.train.config import TrainConfig, resolve_run
 
 
 def _opt(*names: str, help: str, **kw: Any) -> Any:
@@ -92,13 +92,10 @@ def _cli_type(hint: Any) -> Any:
 @reports_errors
 def train(**values: Any) -> None:
     """Train a UMSN stage on aligned faces, blurred on the fly."""
-    from umsn_cli.train.config import resolve_run
-
     config, resume, export, tag = (values.pop(k) for k in ("config", "resume", "export", "tag"))
-    for name in ("fnets", "extra_data"):
-        if values.get(name):
-            values[name] = tuple(values[name])
-    flags = {k: v.value if isinstance(v, Enum) else v for k, v in values.items() if v is not None}
+    # Not given (None, or no --fnet/--extra-data at all): from --config, the run or the field.
+    given = {k: v for k, v in values.items() if v is not None and v != []}
+    flags = {k: v.value if isinstance(v, Enum) else v for k, v in given.items()}
     if "out" in flags:
         flags["out"] = str(flags["out"])
     cfg = resolve_run(flags, config_file=config, resume=resume, export=export is not None)

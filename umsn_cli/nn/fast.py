@@ -210,7 +210,6 @@ class FastBNet(ResidualUNet):
         return x + up + self.full_residual(d1), half_image
 
 
-
 class FastConfidenceNet(nn.Module):
     """CN (spec §6) on the masked pairs at half size, folded 2×: one confidence per class.
 

@@ -68,3 +68,10 @@ class WeightAverage:
         self.average = [weights[n].float().clone() for n in self.names]
         self.updates = int(state["updates"])
 
+    def resume(self, checkpoint: dict[str, Any]) -> None:
+        """Continue the average a training checkpoint saved; one from before averaging
+        began (none saved) starts a new one from the weights just loaded."""
+        if checkpoint.get("ema"):
+            self.load_state_dict(checkpoint["ema"])
+        else:
+            self.restart()

@@ -117,10 +117,9 @@ def train(cfg: TrainConfig, resume: bool = False, progress: Progress | None = No
         sampler.generator.set_state(state["sampler_rng"][rank.rank % len(state["sampler_rng"])])
         history, start = state["history"], state["step"]
     if cfg.ema > 0:
-        # Starts from the current weights: a run that had none starts averaging here.
         average = WeightAverage(stage, cfg.ema)
-        if resume and state.get("ema"):
-            average.load_state_dict(state["ema"])
+        if resume:
+            average.resume(state)
     model: torch.nn.Module = stage
     if rank.world > 1:
         ids = [device.index] if device.type == "cuda" else None
@@ -298,10 +297,8 @@ def _roll_back(
     state = load_train_state(path, cfg)
     load_stage_weights(stage, state["stage"], str(path))
     optimizer.load_state_dict(state["optimizer"])
-    if average is not None and state.get("ema"):
-        average.load_state_dict(state["ema"])
-    elif average is not None:  # a checkpoint from before averaging began
-        average.restart()
+    if average is not None:
+        average.resume(state)
     guard.reset()
     history = state["history"]
     note = {"kind": "rollback", "step": state["step"], "at_step": step + 1, "loss": loss}
