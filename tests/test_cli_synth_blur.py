@@ -41,18 +41,9 @@ def test_pairs_mode_writes_the_layout_and_the_index(tmp_path):
     result = synth(src, "-o", out, "--seed", "5", "--noise", "0.01", "--preview")
     assert result.exit_code == 0, result.output
     assert "synth-blur: 2 done, 0 failed, 2 blurry images" in result.stderr
-    assert files(out) == [
-        "blurry/a.png",
-        "blurry/b.png",
-        "kernels/a.npy",
-        "kernels/a.png",
-        "kernels/b.npy",
-        "kernels/b.png",
-        "pairs.jsonl",
-        "preview.png",
-        "sharp/a.png",
-        "sharp/b.png",
-    ]
+    per_image = [f"{folder}/{stem}.png" for folder in ("blurry", "sharp") for stem in "ab"]
+    per_image += [f"kernels/{stem}.{kind}" for stem in "ab" for kind in ("npy", "png")]
+    assert files(out) == sorted([*per_image, "pairs.jsonl", "preview.png"])
     entries = records(out)
     assert [e["blurry"] for e in entries] == ["blurry/a.png", "blurry/b.png"]
     for entry, stem, (width, height) in zip(entries, "ab", [(96, 96), (80, 64)], strict=True):

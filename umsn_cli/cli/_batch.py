@@ -1,4 +1,5 @@
-"""What ``umsn deblur`` and ``umsn segment`` share: options, model loading, progress, summary."""
+"""The options commands share, and what the batch commands (``umsn deblur``, ``umsn segment``)
+share besides: model loading, progress, summary."""
 
 from __future__ import annotations
 
@@ -18,6 +19,7 @@ from rich.markup import escape
 from umsn_cli import choices
 from umsn_cli.cli._common import (
     err_console,
+    optional,
     out_console,
     progress_bar,
     report_problems,
@@ -101,6 +103,17 @@ Example = Annotated[
     ),
 ]
 
+# Blur options of the commands that blur sharp faces (synth-blur, benchmark).
+Seed = Annotated[int, typer.Option("--seed", help="Seed of every kernel and all noise.")]
+Noise = Annotated[float, typer.Option("--noise", min=0.0, help="Noise σ on the [0, 1] scale.")]
+Kernels = Annotated[
+    Path | None,
+    optional(
+        "--kernels",
+        help="Blur with these kernels (.npy, grey .png, .mat file or a folder of them) instead "
+        "of generated ones.",
+    ),
+]
 
 @dataclass(frozen=True)
 class BatchRun:

@@ -149,6 +149,14 @@ def _usage_in_one_line() -> Iterator[None]:
         raise _UsageLine(exc) from None
 
 
+def optional(*names: str, help: str, **kw: Any) -> Any:
+    """A ``typer.Option`` that is absent unless given: its help shows no "[default: None]".
+
+    Used as ``path: Annotated[Path | None, optional("--path", help="…")] = None``.
+    """
+    return typer.Option(*names, help=help, show_default=False, **kw)
+
+
 def with_parameters(func: Callable[..., R], params: list[inspect.Parameter]) -> Callable[..., R]:
     """Make ``func`` (taking ``**values``) show Typer the parameters ``params``.
 

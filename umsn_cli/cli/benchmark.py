@@ -15,6 +15,7 @@ from umsn_cli.choices import Precision, Protocol
 from umsn_cli.cli import _batch as opt
 from umsn_cli.cli._common import (
     err_console,
+    optional,
     out_console,
     progress_bar,
     reports_errors,
@@ -30,34 +31,18 @@ def benchmark(
     ctx: typer.Context,
     dataset: Annotated[
         str | None,
-        typer.Option(
+        optional(
             "--dataset",
             "-d",
             help="helen, celeba or pubfig (under --data-root), or a folder: sharp faces "
             "(blurred here) or blurred/sharp pairs.",
-            show_default=False,
         ),
     ] = None,
-    speed: Annotated[
-        bool, typer.Option("--speed", help="Measure speed on this machine instead of quality.")
-    ] = False,
+    speed: Annotated[bool, typer.Option("--speed", help="Measure speed, not quality.")] = False,
     data_root: Annotated[
-        Path | None,
-        typer.Option(
-            "--data-root",
-            help="Where named test sets live (default: $UMSN_DATA).",
-            show_default=False,
-        ),
+        Path | None, optional("--data-root", help="Where named test sets live (or $UMSN_DATA).")
     ] = None,
-    kernels: Annotated[
-        Path | None,
-        typer.Option(
-            "--kernels",
-            help="Blur sharp faces with these kernels (.npy/.png/.mat or a folder) instead of "
-            "the seeded Shen-protocol bank.",
-            show_default=False,
-        ),
-    ] = None,
+    kernels: opt.Kernels = None,
     protocol: Annotated[
         Protocol,
         typer.Option(
@@ -70,10 +55,8 @@ def benchmark(
             "--per-size", min=1, max=10, help="Shen protocol: kernels per size (10 = full)."
         ),
     ] = 10,
-    seed: Annotated[int, typer.Option("--seed", help="Seed of the kernel bank and the noise.")] = 0,
-    noise: Annotated[
-        float, typer.Option("--noise", min=0.0, help="Noise σ on the [0, 1] scale.")
-    ] = 0.01,
+    seed: opt.Seed = 0,
+    noise: opt.Noise = 0.01,
     crop: Annotated[
         float,
         typer.Option(
@@ -95,7 +78,7 @@ def benchmark(
     ] = 5,
     limit: Annotated[
         int | None,
-        typer.Option("--limit", min=1, help="Score only the first N faces.", show_default=False),
+        optional("--limit", min=1, help="Score only the first N faces."),
     ] = None,
     flip_ensemble: Annotated[
         bool,
@@ -107,19 +90,13 @@ def benchmark(
         bool, typer.Option("--identity", help="Also the dlib identity distance (needs umsn[eval]).")
     ] = False,
     json_file: Annotated[
-        Path | None,
-        typer.Option("--json", help="Write every number (and each case) here.", show_default=False),
+        Path | None, optional("--json", help="Write every number (and each case) here.")
     ] = None,
-    markdown_file: Annotated[
-        Path | None,
-        typer.Option("--markdown", help="Write the tables here as Markdown.", show_default=False),
-    ] = None,
+    markdown: Annotated[Path | None, optional("--markdown", help="Write the tables here.")] = None,
     picture: Annotated[
         Path | None,
-        typer.Option(
-            "--picture",
-            help="Write the best and worst cases here (blurry | restored | sharp | masks).",
-            show_default=False,
+        optional(
+            "--picture", help="Write the best and worst cases (blurry | restored | sharp | masks)."
         ),
     ] = None,
     batches: Annotated[
@@ -149,14 +126,16 @@ def benchmark(
 ) -> None:
     """Score a model on a test set (PSNR/SSIM overall, per kernel size, per class).
 
+    Sharp faces are blurred with the seeded Shen-protocol bank, or with --kernels.
+
     Examples: umsn benchmark --dataset helen --data-root ~/data;
     umsn benchmark --dataset faces/ --crop 0.75 --markdown results.md;
     umsn benchmark --speed
     """
-    for path in (json_file, markdown_file, picture):
+    for path in (json_file, markdown, picture):
         if path is not None and not path.parent.is_dir():
             raise UsageError(f"{path}: its folder does not exist; create it first")
-    outputs = _Outputs(json_file, markdown_file, picture, command_line(ctx))
+    outputs = _Outputs(json_file, markdown, picture, command_line(ctx))
     if speed and flip_ensemble:
         raise UsageError(
             "--flip-ensemble scores quality; --speed times single passes (the ensemble "

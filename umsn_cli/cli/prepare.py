@@ -16,12 +16,7 @@ from umsn_cli.weights.manifest import DEFAULT_MODEL
 def prepare(
     output: opt.Output,  # first: a required option cannot follow defaults
     inputs: opt.Inputs = None,
-    min_face: Annotated[
-        int,
-        typer.Option(
-            "--min-face", help="Skip faces smaller than this (px, at the photo's resolution)."
-        ),
-    ] = 48,
+    min_face: Annotated[int, typer.Option("--min-face", help="Skip faces under this (px).")] = 48,
     max_faces: Annotated[
         int | None,
         typer.Option(
@@ -57,7 +52,8 @@ def prepare(
     """Align every face of the photos to the model's framing, for `umsn train --data`.
 
     Writes images/ (faces with a margin around the canonical framing), masks/
-    (CelebAMask-HQ label PNGs from S-Net), prepare.json and prepare.jsonl.
+    (CelebAMask-HQ label PNGs from S-Net), prepare.json and prepare.jsonl. Face sizes
+    (--min-face) are the detector box's shorter side in the photo's pixels.
     """
     from umsn_cli import prepare as lib
     from umsn_cli.api import Restorer

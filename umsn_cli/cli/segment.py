@@ -14,15 +14,11 @@ from umsn_cli.cli._common import reports_errors
 @opt.batch_command
 def segment(
     run: opt.BatchRun,
-    probs: Annotated[
-        bool,
-        typer.Option(
-            "--probs", help="Also write the 4 probability maps as NAME_probs.npy (4×H×W)."
-        ),
-    ] = False,
+    probs: Annotated[bool, typer.Option("--probs", help="Also write NAME_probs.npy maps.")] = False,
 ) -> None:
     """Segment faces into background, skin, features and hair.
 
-    Writes NAME_overlay.png (colour overlay) and NAME_labels.png (values 0–3).
+    Writes NAME_overlay.png (colour overlay) and NAME_labels.png (values 0–3); with
+    --probs also NAME_probs.npy, the four class probabilities as a 4×H×W float array.
     """
     opt.run_batch("segment", run, save_probs=probs)

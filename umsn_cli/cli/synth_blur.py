@@ -25,11 +25,8 @@ def synth_blur(
             "shen: 10 kernels × sizes 13–27 per image (Shen et al. test protocol).",
         ),
     ] = SynthMode.pairs,
-    seed: Annotated[int, typer.Option("--seed", help="Seed of every kernel and all noise.")] = 0,
-    noise: Annotated[
-        float,
-        typer.Option("--noise", help="Gaussian noise standard deviation on the [0, 1] scale."),
-    ] = 0.0,
+    seed: opt.Seed = 0,
+    noise: opt.Noise = 0.0,
     size: Annotated[
         int | None,
         typer.Option(
@@ -41,15 +38,7 @@ def synth_blur(
     exposure: Annotated[
         float, typer.Option("--exposure", help="Fraction of the camera path in the exposure (0–1].")
     ] = 1.0,
-    kernels: Annotated[
-        Path | None,
-        typer.Option(
-            "--kernels",
-            help="Use these kernels (.npy, grey .png, .mat file or a folder of them) instead "
-            "of random ones: cycled over the images, or the whole bank in shen mode.",
-            show_default=False,
-        ),
-    ] = None,
+    kernels: opt.Kernels = None,
     masks: Annotated[
         Path | None,
         typer.Option(
@@ -79,7 +68,8 @@ def synth_blur(
     """Make blurry/sharp pairs from sharp faces with random camera-shake kernels.
 
     Writes blurry/, sharp/, kernels/ and pairs.jsonl (one line per blurry image).
-    The same --seed gives the same files.
+    The same --seed gives the same files. --kernels are cycled over the images, or the
+    whole bank blurs each image in shen mode.
     """
     from umsn_cli.blur import synth
 

@@ -21,13 +21,14 @@ import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
 from umsn_cli.choices import StageName
-from umsn_cli.cli._common import err_console, out_console, reports_errors, with_parameters
+from umsn_cli.cli._common import (
+    err_console,
+    optional,
+    out_console,
+    reports_errors,
+    with_parameters,
+)
 from umsn_cli.train.config import TrainConfig, resolve_run
-
-
-def _opt(*names: str, help: str, **kw: Any) -> Any:
-    """A setting that, when not given, comes from --config, the resumed run or the default."""
-    return typer.Option(*names, help=help, show_default=False, **kw)
 
 
 def _command(
@@ -36,20 +37,14 @@ def _command(
         typer.Argument(help="snet, fnet (with --class), umsn, or bnet (the plain B-Net ablation)."),
     ],
     out: Annotated[
-        Path | None, _opt("--out", "-o", help="Run folder: checkpoints, log.jsonl, pictures.")
+        Path | None, optional("--out", "-o", help="Run folder: checkpoints, log.jsonl, pictures.")
     ] = None,
-    config: Annotated[
-        Path | None, _opt("--config", help="JSON file of settings (flags override it).")
-    ] = None,
-    resume: Annotated[
-        bool, typer.Option("--resume", help="Continue OUT/last.pt where it stopped.")
-    ] = False,
+    config: Annotated[Path | None, optional("--config", help="JSON settings (flags win).")] = None,
+    resume: Annotated[bool, typer.Option("--resume", help="Continue OUT/last.pt.")] = False,
     export: Annotated[
-        Path | None, _opt("--export", help="umsn stage: write the weights file and manifest entry.")
+        Path | None, optional("--export", help="umsn/bnet: write the weights and manifest entry.")
     ] = None,
-    tag: Annotated[
-        str, typer.Option("--tag", help="Version tag of the exported id.")
-    ] = "celebamask-v1",
+    tag: Annotated[str, typer.Option("--tag", help="The exported id's version.")] = "celebamask-v1",
 ) -> None:
     """The options of ``umsn train`` that are not training settings (those follow)."""
 
@@ -72,7 +67,7 @@ def _setting_options() -> list[inspect.Parameter]:
         if f.default not in (None, (), ""):
             shown = f.default if not isinstance(f.default, bool) else "on" if f.default else "off"
             help += f" [default: {shown}]"
-        option = _opt(*names, help=help)
+        option = optional(*names, help=help)
         annotation = Annotated[kind | None, option]
         keyword = inspect.Parameter.KEYWORD_ONLY
         params.append(inspect.Parameter(f.name, keyword, default=None, annotation=annotation))

@@ -129,12 +129,10 @@ def _read(path: Path) -> Any:
             # Legacy (non-zip) pickles trigger a protocol notice that is noise to a user.
             warnings.filterwarnings("ignore", message="Detected pickle protocol")
             return torch.load(path, map_location="cpu", weights_only=True)
-    except FileNotFoundError as exc:
-        raise WeightsError(f"checkpoint {path} does not exist; check the path") from exc
     except OSError as exc:
-        raise WeightsError(
-            f"cannot read checkpoint {path} ({exc.strerror or exc}); check the path"
-        ) from exc
+        missing = isinstance(exc, FileNotFoundError)
+        problem = "does not exist" if missing else f"cannot be read ({exc.strerror or exc})"
+        raise WeightsError(f"checkpoint {path} {problem}; check the path") from exc
     except pickle.UnpicklingError as exc:
         # Safe loading refuses any global it does not know: name it, it shows the intent.
         refused = re.search(r"Unsupported global: GLOBAL (\S+)", str(exc))
