@@ -9,6 +9,7 @@ import pytest
 import torch
 from test_train import FAST, log_lines, make_dataset, ok, train
 
+from umsn_cli.errors import UsageError
 from umsn_cli.train import loop
 
 
@@ -181,3 +182,51 @@ def test_a_checkpoint_of_another_format_version_is_refused(tmp_path, dataset):
     torch.save(state, out / "last.pt")
     result = train("snet", *common, "--steps", "4", "--out", out, "--resume")
     assert result.exit_code == 1 and "format_version 99" in result.output
+
+
+def _deeper(config):
+    """``config`` with twice the residual blocks at every B-Net level."""
+    from dataclasses import replace
+
+    blocks = tuple(2 * b for b in config.bnet.blocks)
+    return replace(config, name="test-tiny-fast-deep", bnet=replace(config.bnet, blocks=blocks))
+
+
+def test_a_deeper_model_grown_from_a_run_computes_what_the_run_did(tiny_fast_config):
+    """--init into more blocks: the new blocks start as the identity, nothing else changes."""
+    from umsn_cli.nn import build_model
+    from umsn_cli.train.checkpoint import load_stage_weights
+
+    torch.manual_seed(0)
+    shallow = build_model(tiny_fast_config).eval()
+    with torch.no_grad():
+        for p in shallow.parameters():  # trained-looking weights: no block is the identity
+            p.add_(0.1 * torch.randn_like(p))
+    deep = build_model(_deeper(tiny_fast_config)).eval()
+    load_stage_weights(deep, shallow.state_dict(), "shallow.pt", grow=True)
+    x = torch.rand(2, 3, 32, 32) * 2 - 1
+    with torch.no_grad():
+        torch.testing.assert_close(deep(x)[0], shallow(x)[0])
+    assert not torch.equal(deep(x)[0], x)  # the comparison is not of two identities
+
+    with pytest.raises(UsageError, match="do not fit"):  # resuming never grows
+        load_stage_weights(deep, shallow.state_dict(), "shallow.pt")
+    damaged = "generator.bnet.body.0.conv2.bias"
+    partial = {k: v for k, v in shallow.state_dict().items() if k != damaged}
+    with pytest.raises(UsageError, match=rf"missing \['{damaged}'\]"):
+        load_stage_weights(deep, partial, "damaged.pt", grow=True)
+
+
+def test_init_trains_a_deeper_model_from_a_shallower_run(
+    tmp_path, dataset, monkeypatch, tiny_fast_config
+):
+    from umsn_cli.nn.config import CONFIGS
+
+    monkeypatch.setitem(CONFIGS, "test-tiny-fast-deep", _deeper(tiny_fast_config))
+    common = ["--data", dataset["data"], "--masks", dataset["masks"], "--steps", "1", *FAST]
+    ok(train("bnet", *common, "--model", "test-tiny-fast", "--out", tmp_path / "small"))
+    result = train("bnet", *common, "--model", "test-tiny-fast-deep", "--out", tmp_path / "deep",
+                   "--init", tmp_path / "small" / "last.pt")  # fmt: skip
+    ok(result)
+    state = torch.load(tmp_path / "deep" / "last.pt", weights_only=True)
+    assert any(".body.1." in key for key in state["stage"])  # the grown block is saved

@@ -119,13 +119,36 @@ def load_weights_into(module: nn.Module, path: str | os.PathLike[str], prefix: s
     module.load_state_dict(part)
 
 
-def load_stage_weights(stage: nn.Module, state: dict[str, torch.Tensor], source: str) -> None:
-    """Load a whole stage's weights; only the frozen VGG (never saved) may be missing."""
+def load_stage_weights(
+    stage: nn.Module, state: dict[str, torch.Tensor], source: str, grow: bool = False
+) -> None:
+    """Load a whole stage's weights; only the frozen VGG (never saved) may be missing.
+
+    With ``grow`` (``--init``), whole residual blocks the checkpoint lacks may be missing
+    too: they start as the identity, so a deeper network of the same widths (e.g.
+    ``umsn-fast-large`` from a ``umsn-fast`` run) starts out computing exactly what the
+    checkpoint computed, and training goes on from there.
+    """
     result = stage.load_state_dict(state, strict=False)
     missing = [k for k in result.missing_keys if not k.startswith("vgg.")]
+    if grow:
+        missing = [k for k in missing if not _in_new_identity_block(stage, state, k)]
     if missing or result.unexpected_keys:
         raise UsageError(
             f"{source}: its weights do not fit this stage (missing {missing[:3]}, "
             f"unexpected {result.unexpected_keys[:3]}); start from a run of the same stage "
             "and model"
         )
+
+
+def _in_new_identity_block(stage: nn.Module, state: dict[str, torch.Tensor], key: str) -> bool:
+    """Whether ``key`` belongs to an identity-initialised block none of whose weights the
+    checkpoint ``state`` holds (a block missing only some weights is damage, not growth)."""
+    from umsn_cli.nn.fast import ResBlock
+
+    parts = key.split(".")
+    for end in range(len(parts) - 1, 0, -1):
+        prefix = ".".join(parts[:end])
+        if isinstance(stage.get_submodule(prefix), ResBlock):
+            return not any(k.startswith(prefix + ".") for k in state)
+    return False

@@ -61,7 +61,9 @@ class TrainConfig:
     fnet_class: int | None = _flag(
         None, "fnet: class 1–4 (background, skin, features, hair).", flag="--class"
     )
-    init: str | None = _flag(None, "Start from the weights of this training checkpoint.")
+    init: str | None = _flag(
+        None, "Start from the weights of this training checkpoint (into more blocks: see README)."
+    )
     snet: str | None = _flag(None, "umsn: the trained S-Net (a training checkpoint or export).")
     fnets: tuple[str, ...] = _flag(
         (), "umsn: a trained F-Net checkpoint; four, m1 to m4.", flag="--fnet"

@@ -78,7 +78,8 @@ def prepare_stage(cfg: TrainConfig) -> Stage:
     """Build the stage's networks and load what it starts from (S-Net, F-Nets, init)."""
     stage = build_stage(cfg, get_config(cfg.model))
     if cfg.init:
-        load_stage_weights(stage, validated_weights(read_train_state(Path(cfg.init))), cfg.init)
+        init = validated_weights(read_train_state(Path(cfg.init)))
+        load_stage_weights(stage, init, cfg.init, grow=True)
     stage.load_parts(cfg)
     return stage
 
