@@ -115,6 +115,7 @@ Kernels = Annotated[
     ),
 ]
 
+
 @dataclass(frozen=True)
 class BatchRun:
     """The options every batch command takes: what to read, where to write, which model

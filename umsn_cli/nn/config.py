@@ -175,9 +175,7 @@ UMSN_FAST = ModelConfig(
 # unchanged): about twice the training step and inference time of umsn-fast, within the
 # 60 ms budget at batch 1. Its extra blocks start as the identity, so it can start from
 # a umsn-fast run (``umsn train --init``) computing exactly what that run computed.
-UMSN_FAST_LARGE = replace(
-    UMSN_FAST, name="umsn-fast-large", bnet=FastBNetConfig(blocks=(2, 6, 12))
-)
+UMSN_FAST_LARGE = replace(UMSN_FAST, name="umsn-fast-large", bnet=FastBNetConfig(blocks=(2, 6, 12)))
 
 
 def plain(config: ModelConfig) -> ModelConfig:

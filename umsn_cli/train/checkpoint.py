@@ -16,6 +16,7 @@ from torch import nn
 
 from umsn_cli.errors import UsageError, WeightsError, one_line
 from umsn_cli.files import temporary_file
+from umsn_cli.nn.fast import ResBlock
 from umsn_cli.train.config import TrainConfig
 from umsn_cli.train.ema import WeightAverage
 
@@ -132,7 +133,7 @@ def load_stage_weights(
     result = stage.load_state_dict(state, strict=False)
     missing = [k for k in result.missing_keys if not k.startswith("vgg.")]
     if grow:
-        missing = [k for k in missing if not _in_new_identity_block(stage, state, k)]
+        missing = sorted(set(missing) - _new_identity_blocks(stage, state))
     if missing or result.unexpected_keys:
         raise UsageError(
             f"{source}: its weights do not fit this stage (missing {missing[:3]}, "
@@ -141,14 +142,11 @@ def load_stage_weights(
         )
 
 
-def _in_new_identity_block(stage: nn.Module, state: dict[str, torch.Tensor], key: str) -> bool:
-    """Whether ``key`` belongs to an identity-initialised block none of whose weights the
-    checkpoint ``state`` holds (a block missing only some weights is damage, not growth)."""
-    from umsn_cli.nn.fast import ResBlock
-
-    parts = key.split(".")
-    for end in range(len(parts) - 1, 0, -1):
-        prefix = ".".join(parts[:end])
-        if isinstance(stage.get_submodule(prefix), ResBlock):
-            return not any(k.startswith(prefix + ".") for k in state)
-    return False
+def _new_identity_blocks(stage: nn.Module, state: dict[str, torch.Tensor]) -> set[str]:
+    """The weight names of the identity-initialised blocks of which ``state`` holds no
+    weight at all (a block missing only some of its weights is damage, not growth)."""
+    grown: set[str] = set()
+    for name, module in stage.named_modules():
+        if isinstance(module, ResBlock) and not any(k.startswith(name + ".") for k in state):
+            grown.update(f"{name}.{key}" for key in module.state_dict())
+    return grown

@@ -62,7 +62,7 @@ class TrainConfig:
         None, "fnet: class 1–4 (background, skin, features, hair).", flag="--class"
     )
     init: str | None = _flag(
-        None, "Start from the weights of this training checkpoint (into more blocks: see README)."
+        None, "Start from this training checkpoint's weights; blocks it lacks start as identity."
     )
     snet: str | None = _flag(None, "umsn: the trained S-Net (a training checkpoint or export).")
     fnets: tuple[str, ...] = _flag(
