@@ -1,8 +1,10 @@
-"""Pictures of a training run: the loss and validation curves, drawn with Pillow alone."""
+"""What a training run's log says: its curves as a picture (Pillow alone) and its hours."""
 
 from __future__ import annotations
 
 import math
+import statistics
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -81,3 +83,42 @@ def plot_curves(history: list[dict], path: Path) -> None:
     bottom = _panel("validation", scores, (640, 240), log=False)
     canvas = np.concatenate([np.asarray(top), np.asarray(bottom)], axis=0)
     save_rgb8(path, canvas, overwrite=True)
+
+
+@dataclass(frozen=True)
+class TrainingTime:
+    """The time a run spent in training steps, from the rates in its log."""
+
+    steps: int  # steps the counted log windows cover
+    hours: float  # with stalled windows counted at the median rate
+    logged_hours: float  # every window as logged, stalls included
+    median_rate: float  # steps per hour
+
+
+def training_hours(history: list[dict], until: int | None = None) -> TrainingTime:
+    """Hours of training steps in ``history`` (up to step ``until``).
+
+    Each train line logs the rate of the window since the line before, so a window
+    takes Δstep / steps_per_hour. A window that held a pause (a run stopped with
+    SIGSTOP while tests used the cores) or a competing job logs a rate far below the
+    run's; counting it as logged would report waiting as training. So a window slower
+    than half the median rate counts at the median rate, and the logged sum is kept
+    beside it.
+    """
+    windows: list[tuple[int, float]] = []
+    previous: int | None = None
+    for line in history:
+        if line.get("kind") != "train" or (until is not None and line["step"] > until):
+            continue
+        if previous is not None and line["step"] > previous:
+            windows.append((line["step"] - previous, line["steps_per_hour"]))
+        previous = line["step"]
+    if not windows:
+        return TrainingTime(0, 0.0, 0.0, math.nan)
+    median = statistics.median(rate for _, rate in windows)
+    return TrainingTime(
+        sum(d for d, _ in windows),
+        sum(d / (median if rate < median / 2 else rate) for d, rate in windows),
+        sum(d / rate for d, rate in windows),
+        median,
+    )
