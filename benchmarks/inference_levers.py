@@ -114,8 +114,8 @@ def main() -> None:
             test = synthesized(args.val, kernels, seed=0, noise=args.noise,
                                per_size=args.per_size, crop=args.crop, size=128,
                                limit=args.limit)  # fmt: skip
-            o = score(test, Variant(deblur), model_name=name, backend="", align=args.align)
-            o = o.overall()
+            report = score(test, Variant(deblur), model_name=name, backend="", align=args.align)
+            o = report.overall()
             cells.append(f"{o['psnr']:.2f} ({o['psnr'] - o['psnr_blurry']:+.2f})")
         print(f"| {name} | {' | '.join(cells)} |", flush=True)
 
