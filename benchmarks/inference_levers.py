@@ -9,8 +9,8 @@ more but damages a face that was already sharp hurts users whose photos were fin
 - ``passes N``: the restored face deblurred again, N passes in all;
 - ``residual A``: input + A · (restored − input), a stronger (A > 1) correction.
 
-Every variant reuses the one restored face of each input, so the table costs one
-pass per input and one more per pass or mirror.
+Every variant but ``flip`` reuses the one restored face of each input; ``flip`` is
+the library's own ``flip_ensemble``, so it measures exactly what the option does.
 
     python benchmarks/inference_levers.py --model bnet-fast-large \\
         --val ../shared/data/celebamask-mini/val --per-size 1
@@ -57,7 +57,7 @@ class Variant:
         self.deblur = deblur
 
 
-def variants(once: Cached, mirrored: Cached) -> dict[str, Deblur]:
+def variants(once: Cached, flip: Deblur) -> dict[str, Deblur]:
     def passes(n: int) -> Deblur:
         def run(faces: Sequence[np.ndarray]) -> list[np.ndarray]:
             for _ in range(n):
@@ -70,10 +70,6 @@ def variants(once: Cached, mirrored: Cached) -> dict[str, Deblur]:
         return lambda faces: [
             np.clip(f + a * (r - f), 0, 1) for f, r in zip(faces, once(faces), strict=True)
         ]
-
-    def flip(faces: Sequence[np.ndarray]) -> list[np.ndarray]:
-        mirror = mirrored([np.ascontiguousarray(f[:, ::-1]) for f in faces])
-        return [(r + m[:, ::-1]) / 2 for r, m in zip(once(faces), mirror, strict=True)]
 
     return {
         "one pass": passes(1),
@@ -100,15 +96,18 @@ def main() -> None:
 
     from umsn_cli.api import Restorer
 
-    model = RestorerModel(Restorer.load(args.model, backend=args.backend))
-    once, mirrored = Cached(model.deblur), Cached(model.deblur)
+    def load(flip_ensemble: bool) -> RestorerModel:
+        restorer = Restorer.load(args.model, backend=args.backend, flip_ensemble=flip_ensemble)
+        return RestorerModel(restorer)
+
+    once, flip = Cached(load(False).deblur), load(True).deblur
     delta = np.zeros((3, 3), np.float32)
     delta[1, 1] = 1
     blurs = {"blurred": None, "sharp": [("sharp", delta)]}
     print(f"{args.model}, PSNR at the best shift within ±{args.align} px (gain over the input)")
     print("| variant | blurred faces | sharp faces |")
     print("|---|---|---|")
-    for name, deblur in variants(once, mirrored).items():
+    for name, deblur in variants(once, flip).items():
         cells = []
         for kernels in blurs.values():
             test = synthesized(args.val, kernels, seed=0, noise=args.noise,
