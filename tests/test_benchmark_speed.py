@@ -112,13 +112,29 @@ def test_gflop_grows_with_the_pixel_count(tiny_model):
     assert large / small == pytest.approx(4, rel=0.1)
 
 
-def test_matmul_peak_is_positive():
+def test_matmul_peak_is_positive(monkeypatch):
+    monkeypatch.setattr(speed, "has_native_bf16", lambda: True)
     peak = measure_matmul_peak(torch.device("cpu"), n=256, repeats=2)
     assert peak.device == "cpu"
     assert peak.fp32_tflops > 0
     assert peak.bf16_tflops is not None and peak.bf16_tflops > 0
     assert peak.tflops("float32") == peak.fp32_tflops
     assert peak.tflops("bfloat16") == peak.tflops("float16") == peak.bf16_tflops
+
+
+def test_no_bf16_peak_is_timed_where_the_cpu_emulates_bf16(monkeypatch):
+    """Emulated bf16 is far slower than fp32: timing it would only make the run wait."""
+    monkeypatch.setattr(speed, "has_native_bf16", lambda: False)
+    real_mm = torch.mm
+
+    def mm(a, b, **kwargs):
+        assert a.dtype == torch.float32, "a bf16 product was timed"
+        return real_mm(a, b, **kwargs)
+
+    monkeypatch.setattr(torch, "mm", mm)
+    peak = measure_matmul_peak(torch.device("cpu"), n=128, repeats=2)
+    assert peak.fp32_tflops > 0 and peak.bf16_tflops is None
+    assert peak.tflops("bfloat16") is None
 
 
 def test_unknown_backend_is_a_usage_error_before_anything_is_timed(tiny_model, monkeypatch):

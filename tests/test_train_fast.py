@@ -230,3 +230,35 @@ def test_init_trains_a_deeper_model_from_a_shallower_run(
     ok(result)
     state = torch.load(tmp_path / "deep" / "last.pt", weights_only=True)
     assert any(".body.1." in key for key in state["stage"])  # the grown block is saved
+
+
+def test_a_run_starts_from_exported_weights(tmp_path, dataset, monkeypatch):
+    """--init and --snet take an exported weights file (e.g. the bundled default), so a
+    run whose folder is lost goes on from the weights that shipped."""
+    from umsn_cli.nn.config import CONFIGS, plain
+    from umsn_cli.weights.checkpoint import load_checkpoint
+
+    monkeypatch.setitem(CONFIGS, "bnet-test-tiny-fast", plain(CONFIGS["test-tiny-fast"]))
+    common = ["--data", dataset["data"], "--masks", dataset["masks"], *FAST_MODEL]
+    ok(train("snet", *common, "--steps", "2", "--out", tmp_path / "snet"))
+    ok(train("bnet", *common, "--steps", "2", "--val-data", dataset["val"], "--out",
+             tmp_path / "b", "--snet", tmp_path / "snet" / "last.pt", "--export",
+             tmp_path / "w.pt"))  # fmt: skip
+    shipped, _ = load_checkpoint(tmp_path / "w.pt")
+
+    # lr 0: the new run's weights stay what it started from.
+    ok(train("bnet", *common, "--steps", "1", "--lr", "0", "--min-lr", "0", "--out",
+             tmp_path / "again", "--init", tmp_path / "w.pt", "--snet", tmp_path / "w.pt",
+             "--export", tmp_path / "w2.pt"))  # fmt: skip
+    state = torch.load(tmp_path / "again" / "last.pt", weights_only=True)["stage"]
+    for k, v in shipped.generator.state_dict().items():
+        assert torch.equal(state[f"generator.{k}"], v.float()), k
+    again, _ = load_checkpoint(tmp_path / "w2.pt")  # its S-Net came from the export
+    for k, v in shipped.snet.state_dict().items():
+        assert torch.equal(again.snet.state_dict()[k], v), k
+
+    junk = tmp_path / "junk.pt"
+    torch.save({"format": "something else"}, junk)
+    result = train("bnet", *common, "--steps", "1", "--out", tmp_path / "j", "--init", junk)
+    assert result.exit_code == 1 and "exported weights" in result.output
+    assert "Traceback" not in result.output

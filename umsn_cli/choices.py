@@ -52,6 +52,9 @@ class StageName(str, Enum):
 
 
 class TrainPrecision(str, Enum):
+    """Training arithmetic; ``auto`` is bf16 where the device computes it natively."""
+
+    auto = "auto"
     bf16 = "bf16"  # autocast
     fp32 = "fp32"
 

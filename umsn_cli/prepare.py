@@ -115,10 +115,10 @@ def frame_face(
     height, width = rgb.shape[:2]
     photo = rgb
     if scale < 0.9:
-        size = (max(1, round(width * scale)), max(1, round(height * scale)))
+        shrunk = (max(1, round(width * scale)), max(1, round(height * scale)))
         pixels = Image.fromarray(quantise(rgb))
-        photo = np.asarray(pixels.resize(size, Image.Resampling.LANCZOS), np.float32) / 255
-        matrix = similarity(landmarks * (size[0] / width, size[1] / height), target)
+        photo = np.asarray(pixels.resize(shrunk, Image.Resampling.LANCZOS), np.float32) / 255
+        matrix = similarity(landmarks * (shrunk[0] / width, shrunk[1] / height), target)
     alignment = Alignment(matrix, side)
     face = crop(photo, alignment).clamp(0, 1)
     inside = real_share(alignment.inverse(), (side, side), *photo.shape[:2])

@@ -25,6 +25,7 @@ import torch
 from torch.utils.flop_counter import FlopCounterMode
 
 from umsn_cli.backends import Backend, BackendInfo, create_backend, discover_backends
+from umsn_cli.backends.cpu import has_native_bf16
 from umsn_cli.backends.registry import check_settings, choose_backend
 from umsn_cli.errors import BackendUnavailableError, UsageError
 from umsn_cli.nn import UMSN, count_parameters
@@ -40,7 +41,7 @@ _MIB = 1024 * 1024
 class MatmulPeak:
     """The best matmul throughput measured on one device: the ceiling rows are compared to.
 
-    ``bf16_tflops`` is None where the device cannot multiply bf16 matrices.
+    ``bf16_tflops`` is None where the device cannot multiply bf16 matrices in hardware.
     """
 
     device: str
@@ -110,7 +111,14 @@ def measure_matmul_peak(
 
 
 def _bf16_matmul_tflops(device: torch.device, n: int, repeats: int) -> float | None:
-    """None where the device has no bf16 matmul (older GPUs), rather than failing the run."""
+    """None where the device has no bf16 matmul in hardware, rather than failing the run.
+
+    That is older GPUs, and CPUs without AVX512-BF16 or AMX: there PyTorch emulates bf16
+    far slower than fp32, so timing it would keep a speed run waiting for minutes for a
+    ceiling no row is compared with (the CPU backend computes in fp32 there).
+    """
+    if device.type == "cpu" and not has_native_bf16():
+        return None
     try:
         return _matmul_tflops(device, torch.bfloat16, n, repeats)
     except RuntimeError:
@@ -206,7 +214,7 @@ def measure_speed(
         )  # fmt: skip
         info = backend.info
         if info.device not in peaks:
-            say(f"measuring the matmul peak of {info.device} (fp32 and bf16)")
+            say(f"measuring the matmul peak of {info.device}")
             peaks[info.device] = measure_matmul_peak(backend.device)
         for batch in batches:
             for size in sizes:

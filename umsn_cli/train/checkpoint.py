@@ -24,7 +24,9 @@ FORMAT = "umsn-train"
 FORMAT_VERSION = 1
 # Settings a resumed run may change: how long it runs and how often it reports.
 # The weight average may start or change on resume: it never alters the raw weights.
-_RESUMABLE = {"steps", "log_every", "val_every", "ckpt_every", "out", "ema"}
+# Precision and compilation are how this machine computes the same step: a run moved
+# to a CPU without bf16 in hardware goes on in fp32 rather than emulated bf16.
+_RESUMABLE = {"steps", "log_every", "val_every", "ckpt_every", "out", "ema", "precision", "compile"}
 
 
 def save_train_state(
@@ -59,12 +61,19 @@ def save_train_state(
 
 
 def read_train_state(path: Path) -> dict[str, Any]:
-    if not Path(path).is_file():
+    return _checked_train_state(_read(Path(path)), path)
+
+
+def _read(path: Path) -> Any:
+    if not path.is_file():
         raise UsageError(f"{path}: no such training checkpoint")
     try:
-        data = torch.load(path, map_location="cpu", weights_only=True)
+        return torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:
         raise WeightsError(f"{path}: not a readable training checkpoint ({one_line(exc)})") from exc
+
+
+def _checked_train_state(data: Any, path: str | os.PathLike[str]) -> dict[str, Any]:
     if not isinstance(data, dict) or data.get("format") != FORMAT:
         raise WeightsError(f"{path}: not a umsn training checkpoint (written by `umsn train`)")
     if data.get("format_version") != FORMAT_VERSION:
@@ -108,15 +117,37 @@ def _norm(value: Any) -> Any:
     return list(value) if isinstance(value, tuple) else value
 
 
+def starting_weights(path: str | os.PathLike[str]) -> dict[str, torch.Tensor]:
+    """The weights a run starts from (``--init``, ``--snet``, ``--fnet``): a training
+    checkpoint's validated weights, or the networks of an exported weights file (what
+    ``--export`` writes and the package bundles) in float32.
+
+    Exported weights let a run go on from shipped weights when its run folder is lost;
+    they carry no optimiser state, so such a run starts its own schedule.
+    """
+    from umsn_cli.weights.checkpoint import FORMAT as WEIGHTS_FORMAT
+    from umsn_cli.weights.checkpoint import load_checkpoint
+
+    data = _read(Path(path))
+    kind = data.get("format") if isinstance(data, dict) else None
+    if kind == WEIGHTS_FORMAT:
+        model, _ = load_checkpoint(path)  # checks the file and rebuilds its network
+        return {k: v.float() for k, v in model.state_dict().items()}
+    if kind != FORMAT:
+        raise WeightsError(
+            f"{path}: neither a umsn training checkpoint nor exported weights; start from "
+            "a run's last.pt or a file `umsn train --export` wrote"
+        )
+    return validated_weights(_checked_train_state(data, path))
+
+
 def load_weights_into(module: nn.Module, path: str | os.PathLike[str], prefix: str) -> None:
-    """Load the ``prefix`` part of a training checkpoint (e.g. ``snet``) into ``module``."""
-    data = read_train_state(Path(path))
-    state = validated_weights(data)
+    """Load the ``prefix`` part of a training checkpoint or exported weights (e.g.
+    ``snet``) into ``module``."""
+    state = starting_weights(path)
     part = {k[len(prefix) + 1 :]: v for k, v in state.items() if k.startswith(prefix + ".")}
     if not part:
-        raise UsageError(
-            f"{path}: holds no {prefix} weights (it is a {data['config']['stage']} run)"
-        )
+        raise UsageError(f"{path}: holds no {prefix} weights")
     module.load_state_dict(part)
 
 

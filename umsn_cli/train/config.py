@@ -55,14 +55,21 @@ class TrainConfig:
     lr: float = _flag(2e-4, "Peak learning rate.")
     min_lr: float = _flag(2e-5, "Learning rate at the end of the cosine decay.")
     warmup: int = _flag(50, "Warm-up steps.")
-    precision: str = _flag("bf16", "bf16 (autocast) or fp32.", choices=TrainPrecision)
+    precision: str = _flag(
+        "auto",
+        "auto (bf16 where the CPU or GPU computes it natively, else fp32), bf16 (autocast) "
+        "or fp32.",
+        choices=TrainPrecision,
+    )
     seed: int = _flag(0, "Seed of data, kernels and initial weights.")
     blur: str = _flag("all", "snet: none (clean faces) or all (blurred, for fine-tuning).")
     fnet_class: int | None = _flag(
         None, "fnet: class 1–4 (background, skin, features, hair).", flag="--class"
     )
     init: str | None = _flag(
-        None, "Start from this training checkpoint's weights; blocks it lacks start as identity."
+        None,
+        "Start from the weights of this training checkpoint or exported weights file; "
+        "blocks it lacks start as identity.",
     )
     snet: str | None = _flag(None, "umsn: the trained S-Net (a training checkpoint or export).")
     fnets: tuple[str, ...] = _flag(

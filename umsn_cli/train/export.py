@@ -17,7 +17,7 @@ from umsn_cli.errors import UsageError
 from umsn_cli.files import sha256_file, write_text
 from umsn_cli.nn import UMSN, count_parameters, get_config
 from umsn_cli.nn.config import plain
-from umsn_cli.train.checkpoint import read_train_state, validated_weights
+from umsn_cli.train.checkpoint import read_train_state, starting_weights, validated_weights
 from umsn_cli.weights.checkpoint import save_checkpoint
 
 DATA_TERMS = (
@@ -67,7 +67,7 @@ def export_run(
                 "exporting a bnet run needs the S-Net that ships with it: pass --snet FILE"
             )
         config = plain(config)
-        snet_state = validated_weights(read_train_state(Path(snet)))
+        snet_state = starting_weights(snet)
         weights |= {k: v for k, v in snet_state.items() if k.startswith("snet.")}
     model = UMSN(config)
     model.load_state_dict(weights)

@@ -23,6 +23,7 @@ import numpy as np
 import torch
 import torch.distributed as dist
 
+from umsn_cli.backends.cpu import has_native_bf16
 from umsn_cli.blur.degrade import MIXES, DegradationMix, motion_bank, preview
 from umsn_cli.errors import TrainingDiverged
 from umsn_cli.faces import FaceSet, concat_faces, load_faces, load_prepared, split_holdout
@@ -32,9 +33,8 @@ from umsn_cli.nn import get_config
 from umsn_cli.train.checkpoint import (
     load_stage_weights,
     load_train_state,
-    read_train_state,
     save_train_state,
-    validated_weights,
+    starting_weights,
 )
 from umsn_cli.train.config import TrainConfig
 from umsn_cli.train.data import Sampler
@@ -74,11 +74,24 @@ def learning_rate(cfg: TrainConfig, step: int) -> float:
     return cfg.min_lr + 0.5 * (cfg.lr - cfg.min_lr) * (1 + math.cos(math.pi * min(1.0, progress)))
 
 
+def resolved_precision(precision: str, device: torch.device) -> str:
+    """``auto`` as bf16 where ``device`` computes bf16 natively (a GPU that supports it, a
+    CPU with AVX512-BF16 or AMX), else fp32: emulated bf16 is slower than fp32."""
+    if precision != "auto":
+        return precision
+    if device.type == "cuda":
+        return "bf16" if torch.cuda.is_bf16_supported() else "fp32"
+    return "bf16" if has_native_bf16() else "fp32"
+
+
 def prepare_stage(cfg: TrainConfig) -> Stage:
     """Build the stage's networks and load what it starts from (S-Net, F-Nets, init)."""
     stage = build_stage(cfg, get_config(cfg.model))
     if cfg.init:
-        init = validated_weights(read_train_state(Path(cfg.init)))
+        init = starting_weights(cfg.init)
+        # Exported weights also hold the S-Net a bnet stage does not train.
+        parts = {name for name, _ in stage.named_children()}
+        init = {k: v for k, v in init.items() if k.split(".")[0] in parts}
         load_stage_weights(stage, init, cfg.init, grow=True)
     stage.load_parts(cfg)
     return stage
@@ -143,7 +156,11 @@ def train(cfg: TrainConfig, resume: bool = False, progress: Progress | None = No
             _log(out, history, {"kind": "note", "step": start, "note": note})
         save_rgb8(out / "degradations.png", _preview(train_faces, mix, kernels), overwrite=True)
 
-    autocast = torch.autocast(device.type, dtype=torch.bfloat16, enabled=cfg.precision == "bf16")
+    precision = resolved_precision(cfg.precision, device)
+    if rank.main and precision != cfg.precision:
+        note = f"precision auto: {precision} here"
+        _log(out, history, {"kind": "note", "step": start, "note": note})
+    autocast = torch.autocast(device.type, dtype=torch.bfloat16, enabled=precision == "bf16")
     best = max(
         (h.get(stage.key_metric, -math.inf) for h in history if h["kind"] == "val"),
         default=-math.inf,
