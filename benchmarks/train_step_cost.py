@@ -87,7 +87,7 @@ def main() -> None:
     peak = measure_matmul_peak("cpu", repeats=20)
     # Without bf16 in hardware (no bf16 peak is timed) the ceiling is the fp32 one.
     peak_precision = "bf16" if precision == "bf16" and peak.bf16_tflops else "fp32"
-    peak_gflops = 1000 * (peak.bf16_tflops if peak_precision == "bf16" else peak.fp32_tflops)
+    peak_gflops = 1000 * peak.tflops("bfloat16" if peak_precision == "bf16" else "float32")
     print(
         f"{args.config} {args.stage} batch {args.batch} {precision}: "
         f"{seconds:.2f} s/step, {3600 / seconds:.0f} steps/h "
