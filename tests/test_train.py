@@ -10,6 +10,7 @@ import json
 import math
 import os
 import pickle
+import re
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -692,3 +693,14 @@ def test_every_setting_is_an_option_stating_the_configs_default():
     steps = TrainConfig("snet", "o").steps
     assert f"Optimiser steps. [default: {steps}]" in text
     assert "--compile / --no-compile" in text and "[default: off]" in text
+
+
+def test_the_model_option_names_every_configuration():
+    """--model's help lists the configurations by hand (the CLI does not import torch to
+    draw its help): a configuration added to CONFIGS must be named there too."""
+    from umsn_cli.nn.config import CONFIGS
+
+    help_text = TrainConfig.__dataclass_fields__["model"].metadata["help"]
+    named = set(re.findall(r"[a-z]+(?:-[a-z]+)+|\bumsn\b", help_text))
+    shipped = {name for name in CONFIGS if not name.startswith("test-")}  # tests add tiny ones
+    assert named == shipped
