@@ -264,6 +264,33 @@ def test_bnet_ablation_logs_psnr(tmp_path, dataset):
     assert (out / "samples.png").is_file() and (out / "best.pt").is_file()
 
 
+def test_mse_fine_tune_minimises_the_squared_error_alone(tmp_path, dataset):
+    from umsn_cli.nn.config import get_config
+    from umsn_cli.train.data import Batch
+    from umsn_cli.train.stages import build_stage
+
+    cfg = TrainConfig(stage="bnet", out=str(tmp_path), data="d", model="test-tiny",
+                      perceptual=False)  # fmt: skip
+    torch.manual_seed(0)
+    sharp = torch.rand(2, 3, SIZE, SIZE)
+    batch = Batch(sharp=sharp, blurry=(sharp + 0.1 * torch.rand_like(sharp)).clamp(0, 1),
+                  masks=None)  # fmt: skip
+    method = build_stage(cfg, get_config("test-tiny"))
+    mse = build_stage(cfg.replace(loss="mse"), get_config("test-tiny"))
+    mse.load_state_dict(method.state_dict())
+    out = method.restore(batch.blurry)[0].float()
+    loss, terms = mse(batch)
+    assert torch.allclose(loss, torch.nn.functional.mse_loss(out, sharp * 2 - 1))
+    assert set(terms) == {"mse", "l1"}
+    assert not torch.allclose(method(batch)[0], loss)  # the method's terms differ
+
+    run = tmp_path / "run"
+    ok(bnet(dataset, run, "--steps", "2", "--loss", "mse"))
+    lines = [line for line in log_lines(run) if line["kind"] == "train"]
+    assert all(line["mse"] > 0 and "grad" not in line for line in lines)
+    assert json.loads((run / "config.json").read_text())["loss"] == "mse"
+
+
 def test_resume_continues_exactly(tmp_path, dataset):
     constant = ["--lr", "1e-3", "--min-lr", "1e-3", "--warmup", "1"]
     a, b = tmp_path / "a", tmp_path / "b"
@@ -468,6 +495,11 @@ def test_usage_errors(tmp_path, dataset):
         train("snet", "--data", d, "--masks", m, "--out", tmp_path / "x", *FAST, "--steps", "0"),
         "--steps",
     )
+    _fails(
+        train("snet", "--data", d, "--masks", m, "--out", tmp_path / "x", *FAST, "--loss", "mse"),
+        "--loss mse is for the umsn and bnet stages",
+    )
+    _fails(train("bnet", "--data", d, "--out", tmp_path / "x", *FAST, "--loss", "l2"), "--loss")
     bad = tmp_path / "bad.json"
     bad.write_text('{"stage": "snet", "out": "o", "colour": 1}')
     _fails(train("snet", "--config", bad, "--out", tmp_path / "x"), "colour")

@@ -59,6 +59,13 @@ class TrainPrecision(str, Enum):
     fp32 = "fp32"
 
 
+class TrainLoss(str, Enum):
+    """What the generator stages (``umsn``, ``bnet``) minimise."""
+
+    method = "method"  # the paper's terms: L1 (or L_c), half-scale, gradient, perceptual
+    mse = "mse"  # the squared error alone: what PSNR scores, for a last fine-tune
+
+
 def values(choice: type[Enum]) -> tuple[str, ...]:
     """The accepted strings, in declaration order."""
     return tuple(member.value for member in choice)

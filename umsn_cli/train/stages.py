@@ -200,6 +200,20 @@ class GeneratorStage(Stage):
         self.generator = generator
         self.vgg = _perceptual(cfg)
         self.weight = cfg.perceptual_weight
+        self.mse_only = cfg.loss == "mse"
+
+    def forward(self, batch: Batch) -> tuple[torch.Tensor, Terms]:
+        """The method's loss, or with ``--loss mse`` the squared error of the restored
+        face alone (L1 still logged, so the curves of both stay comparable)."""
+        if not self.mse_only:
+            return self.method_loss(batch)
+        out = self.restore(batch.blurry)[0].float()
+        target = _signed(batch.sharp)
+        mse = F.mse_loss(out, target)
+        return mse, {"mse": mse.detach(), "l1": (out - target).abs().mean().detach()}
+
+    def method_loss(self, batch: Batch) -> tuple[torch.Tensor, Terms]:
+        raise NotImplementedError
 
     def guidance(self, blurry: torch.Tensor) -> torch.Tensor | None:
         return None
@@ -272,7 +286,7 @@ class UMSNStage(GeneratorStage):
         with torch.no_grad():
             return torch.sigmoid(self.snet(_signed(blurry))[0].float())
 
-    def forward(self, batch: Batch) -> tuple[torch.Tensor, Terms]:
+    def method_loss(self, batch: Batch) -> tuple[torch.Tensor, Terms]:
         out, half = self.restore(batch.blurry)
         target = _signed(batch.sharp)
         masks = batch.masks if batch.masks is not None else self.guidance(batch.sharp)
@@ -292,7 +306,7 @@ class PlainBNetStage(GeneratorStage):
     def __init__(self, cfg: TrainConfig, model: ModelConfig) -> None:
         super().__init__(cfg, make_generator(replace(model, guided=False)))
 
-    def forward(self, batch: Batch) -> tuple[torch.Tensor, Terms]:
+    def method_loss(self, batch: Batch) -> tuple[torch.Tensor, Terms]:
         out, half = self.restore(batch.blurry)
         target = _signed(batch.sharp)
         l1 = (out.float() - target).abs().mean()
