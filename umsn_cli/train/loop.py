@@ -149,7 +149,7 @@ def train(cfg: TrainConfig, resume: bool = False, progress: Progress | None = No
         # restarts from the checkpoint's history so that it never holds a step twice.
         lines = "".join(json.dumps(h) + "\n" for h in history)
         write_text(out / "log.jsonl", lines)
-        if not cfg.perceptual:
+        if not cfg.perceptual_term:
             _log(out, history, {"kind": "note", "step": start, "note": "perceptual loss off"})
         if average is not None and average.updates == 0:
             note = f"validating the weight average (decay {cfg.ema:g}) from here"

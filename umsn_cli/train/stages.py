@@ -76,7 +76,7 @@ class Stage(nn.Module):
 
 
 def _perceptual(cfg: TrainConfig) -> nn.Module | None:
-    if not cfg.perceptual:
+    if not cfg.perceptual_term:
         return None
     from umsn_cli.train.vgg import load_relu1_2
 
