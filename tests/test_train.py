@@ -307,6 +307,17 @@ def test_resume_continues_exactly(tmp_path, dataset):
     assert steps == [1, 2, 3, 4]
 
 
+def test_resume_needs_not_the_files_the_run_started_from(tmp_path, dataset):
+    start, run = tmp_path / "start", tmp_path / "run"
+    ok(bnet(dataset, start, "--steps", "1"))
+    init = tmp_path / "init.pt"
+    init.write_bytes((start / "last.pt").read_bytes())
+    ok(bnet(dataset, run, "--steps", "2", "--init", init))
+    init.unlink()  # e.g. a bundled file retired since
+    ok(train("bnet", "--out", run, "--resume", "--steps", "3"))
+    assert torch.load(run / "last.pt", weights_only=True)["step"] == 3
+
+
 def test_resume_needs_no_repeated_flags(tmp_path, dataset):
     out = tmp_path / "r"
     ok(snet(dataset, out, "--steps", "2"))

@@ -84,9 +84,15 @@ def resolved_precision(precision: str, device: torch.device) -> str:
     return "bf16" if has_native_bf16() else "fp32"
 
 
-def prepare_stage(cfg: TrainConfig) -> Stage:
-    """Build the stage's networks and load what it starts from (S-Net, F-Nets, init)."""
+def prepare_stage(cfg: TrainConfig, *, resume: bool = False) -> Stage:
+    """Build the stage's networks and load what it starts from (S-Net, F-Nets, init).
+
+    A resumed run takes every weight from its checkpoint, so those files are not read:
+    they may have moved or gone since (a retired bundled file, a deleted run).
+    """
     stage = build_stage(cfg, get_config(cfg.model))
+    if resume:
+        return stage
     if cfg.init:
         init = starting_weights(cfg.init)
         # Exported weights also hold the S-Net a bnet stage does not train.
@@ -119,7 +125,7 @@ def train(cfg: TrainConfig, resume: bool = False, progress: Progress | None = No
     sampler = Sampler(train_faces, kernels, seed=cfg.seed * 1000 + rank.rank, mix=mix)
 
     # Channels-last: 10–35% faster steps on the CPU (measured in the foundation issue).
-    stage = prepare_stage(cfg).to(device, memory_format=torch.channels_last)
+    stage = prepare_stage(cfg, resume=resume).to(device, memory_format=torch.channels_last)
     optimizer = torch.optim.Adam(stage.trainable(), lr=cfg.lr)
     history: list[dict[str, Any]] = []
     start = 0
