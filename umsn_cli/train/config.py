@@ -21,6 +21,8 @@ if TYPE_CHECKING:
 STAGES = values(StageName)
 PRECISIONS = values(TrainPrecision)
 LOSSES = values(TrainLoss)
+#: The stages that restore images: they alone take --loss mse and --export.
+GENERATOR_STAGES = ("umsn", "bnet")
 
 
 def _flag(
@@ -168,7 +170,7 @@ class TrainConfig:
             raise UsageError(f"--precision must be one of {', '.join(PRECISIONS)}")
         if self.loss not in LOSSES:
             raise UsageError(f"--loss must be one of {', '.join(LOSSES)}")
-        if self.loss == "mse" and self.stage not in ("umsn", "bnet"):
+        if self.loss == "mse" and self.stage not in GENERATOR_STAGES:
             raise UsageError("--loss mse is for the umsn and bnet stages (they restore images)")
         if not self.data:
             raise UsageError("pass the training faces with --data DIR")
@@ -218,7 +220,7 @@ def resolve_run(
         raise UsageError(
             f"{cfg.out} already holds a run; add --resume to continue it, or pick another --out"
         )
-    if export and cfg.stage not in ("umsn", "bnet"):
+    if export and cfg.stage not in GENERATOR_STAGES:
         raise UsageError("--export needs the umsn or bnet stage (it writes S-Net + generator)")
     if export and cfg.stage == "bnet" and not cfg.snet:
         raise UsageError("--export of a bnet run needs the S-Net to ship with it: --snet FILE")

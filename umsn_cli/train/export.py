@@ -18,6 +18,7 @@ from umsn_cli.files import sha256_file, write_text
 from umsn_cli.nn import UMSN, count_parameters, get_config
 from umsn_cli.nn.config import plain
 from umsn_cli.train.checkpoint import read_train_state, starting_weights, validated_weights
+from umsn_cli.train.config import GENERATOR_STAGES
 from umsn_cli.weights.checkpoint import save_checkpoint
 
 DATA_TERMS = (
@@ -52,7 +53,7 @@ def export_run(
     """
     state = read_train_state(run / "last.pt" if run.is_dir() else run)
     cfg = state["config"]
-    if cfg["stage"] not in ("umsn", "bnet"):
+    if cfg["stage"] not in GENERATOR_STAGES:
         raise UsageError(
             f"{run}: only umsn- and bnet-stage runs can be exported (this is a {cfg['stage']} run)"
         )
