@@ -71,4 +71,3 @@ class BNet(nn.Module):
         features = self.from_features(torch.cat([f, sides], dim=1))
         r = torch.tanh(self.residual(self.from_image(guide) - features))
         return self.refine(x - r), half_image
-

@@ -82,9 +82,7 @@ class TrainConfig:
     # umsn_cli.blur.degrade.MIXES: "real" (camera shake with turns and uneven speed
     # 5–31 px, defocus, gaussian blur, shot noise, JPEG) or "motion" (the paper's
     # camera-shake kernels 13–29 px, what umsn-lite was trained on).
-    degradation: str = _flag(
-        "real", "Training blur: real (shake, defocus, noise, JPEG) or motion."
-    )
+    degradation: str = _flag("real", "Training blur: real (shake, defocus, noise, JPEG) or motion.")
     noise_max: float = _flag(
         0.03, "Training noise σ ~ U(0, NOISE) on the [0, 1] scale.", flag="--noise"
     )
