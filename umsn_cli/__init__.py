@@ -19,8 +19,8 @@ _LAZY = {
     "deblur": "umsn_cli.api",
     "restore": "umsn_cli.api",
     "segment": "umsn_cli.api",
-    "load_restorer": "umsn_cli.api",
-    "Restorer": "umsn_cli.api",
+    "load_restorer": "umsn_cli.restorer",
+    "Restorer": "umsn_cli.restorer",
 }
 
 __all__ = ["Restorer", "__version__", "deblur", "load_restorer", "restore", "segment"]

@@ -6,127 +6,28 @@ or PIL images, as the CLI does.
 >>> restore(photo).faces                    # what was found: boxes, the mode chosen
 >>> probs = segment(numpy_image)            # 4×H×W class probabilities
 
-:class:`Restorer` is the reusable object behind both (and behind the CLI): weights
-resolved and loaded once, one inference backend, batches in, results out.
+:class:`~umsn_cli.restorer.Restorer` (re-exported here) is the reusable object behind
+both and behind the CLI: weights resolved and loaded once, one inference backend,
+batches in, results out.
 """
 
 from __future__ import annotations
 
-import functools
-from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-import torch
 from PIL import Image
 
-from umsn_cli.aligned import probs_at_source_size, restored_at_source_size, to_model_input
-from umsn_cli.backends import Backend, BackendInfo
-from umsn_cli.backends.registry import choose_backend
-from umsn_cli.choices import Mode, values
+from umsn_cli.errors import UsageError
 from umsn_cli.images import LoadedImage, from_array, from_pil, to_array
-from umsn_cli.nn import UMSN
-from umsn_cli.paths import graph_cache_dir
-from umsn_cli.weights import load_model
-from umsn_cli.weights.download import TransferProgress
+from umsn_cli.photo.pipeline import MODES, PhotoOptions, choose_mode, restore_photo
+from umsn_cli.restorer import Restored, Restorer, load_restorer
 from umsn_cli.weights.manifest import DEFAULT_MODEL
 
+__all__ = ["Restoration", "Restored", "Restorer", "deblur", "load_restorer", "restore", "segment"]
+
 ImageLike = np.ndarray | Image.Image
-
-
-@dataclass
-class Restored:
-    """One result: the restored image and the class probabilities, both at source size."""
-
-    rgb: np.ndarray  # float32 H×W×3 in [0, 1]
-    probs: np.ndarray  # float32 4×H×W in [0, 1]
-
-
-class Restorer:
-    """A loaded model on one backend. Thread-compatible, not thread-safe."""
-
-    def __init__(
-        self, model: UMSN, backend: Backend, model_ref: str, flip_ensemble: bool = False
-    ) -> None:
-        self.model = model
-        self.backend = backend
-        self.model_ref = model_ref
-        # Also restore the mirrored face and average the two: faces are nearly symmetric
-        # left to right, so the two restorations err differently and their mean is closer
-        # (+0.1 dB measured on held-out faces), at twice the inference time.
-        self.flip_ensemble = flip_ensemble
-        self.contract = model.config.input  # what the weights expect of an image
-        self.input_size = self.contract.size
-
-    @classmethod
-    def load(
-        cls,
-        model: str = DEFAULT_MODEL,
-        *,
-        backend: str = "auto",
-        device: str | None = None,
-        precision: str = "auto",
-        offline: bool | None = None,
-        progress: TransferProgress | None = None,
-        flip_ensemble: bool = False,
-    ) -> Restorer:
-        """Resolve ``model`` (id, config name, imported id or file), load it, pick a backend.
-
-        The backend, device and precision are checked first, so that a typo in one of
-        them is reported at once, not after the weights were downloaded and loaded.
-        """
-        runner_class = choose_backend(backend, device, precision)  # before any download
-        network, sha256 = load_model(model, offline=offline, progress=progress)
-        runner = runner_class(
-            network,
-            weights_key=sha256,
-            device=device,
-            precision=precision,
-            cache_dir=graph_cache_dir(),
-        )
-        return cls(network, runner, model, flip_ensemble)
-
-    @property
-    def info(self) -> BackendInfo:
-        return self.backend.info
-
-    def needs_resize(self, image: LoadedImage) -> bool:
-        return image.rgb.shape[:2] != (self.input_size, self.input_size)
-
-    def deblur_batch(self, images: Sequence[LoadedImage]) -> list[Restored]:
-        inputs = torch.stack([to_model_input(im.rgb, self.input_size) for im in images])
-        restored, probs = self.backend.deblur(inputs)
-        if self.flip_ensemble:
-            mirrored, mirrored_probs = self.backend.deblur(inputs.flip(-1))
-            restored = (restored + mirrored.flip(-1)) / 2
-            probs = (probs + mirrored_probs.flip(-1)) / 2
-        return [
-            Restored(
-                rgb=restored_at_source_size(restored[i], inputs[i], im.rgb),
-                probs=probs_at_source_size(probs[i], *im.rgb.shape[:2]),
-            )
-            for i, im in enumerate(images)
-        ]
-
-    def segment_batch(self, images: Sequence[LoadedImage]) -> list[np.ndarray]:
-        inputs = torch.stack([to_model_input(im.rgb, self.input_size) for im in images])
-        probs = self.backend.segment(inputs)
-        return [probs_at_source_size(probs[i], *im.rgb.shape[:2]) for i, im in enumerate(images)]
-
-
-@functools.lru_cache(maxsize=4)
-def load_restorer(
-    model: str = DEFAULT_MODEL,
-    backend: str = "auto",
-    device: str | None = None,
-    precision: str = "auto",
-    flip_ensemble: bool = False,
-) -> Restorer:
-    """A cached :class:`Restorer`, so repeated API calls do not reload the weights."""
-    return Restorer.load(
-        model, backend=backend, device=device, precision=precision, flip_ensemble=flip_ensemble
-    )
 
 
 @dataclass
@@ -137,9 +38,6 @@ class Restoration:
     mode: str  # "aligned" (the image was a face crop) or "photo"
     faces: list[tuple[float, float, float, float]]  # photo mode: boxes (left, top, w, h)
     notes: list[str]  # what the CLI prints with --verbose (faces too small, none found)
-
-
-MODES = values(Mode)
 
 
 def restore(
@@ -160,9 +58,6 @@ def restore(
     pasted back; the face options are the CLI's ``--min-face`` and friends;
     ``flip_ensemble`` also restores each mirrored face and averages (``--flip-ensemble``).
     """
-    from umsn_cli.errors import UsageError
-    from umsn_cli.photo.pipeline import PhotoOptions, choose_mode, restore_photo
-
     if mode not in MODES:
         raise UsageError(f"mode {mode!r}: choose one of {', '.join(MODES)}")
     loaded = _load(image)

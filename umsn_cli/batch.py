@@ -1,4 +1,4 @@
-"""Running a folder of images through a :class:`~umsn_cli.api.Restorer`.
+"""Running a folder of images through a :class:`~umsn_cli.restorer.Restorer`.
 
 The batch goes on when one file fails: each failure is recorded with its one-line
 message and the others are still processed. A job's outputs are written atomically,
@@ -20,7 +20,6 @@ from pathlib import Path
 
 import numpy as np
 
-from umsn_cli.api import MODES, Restorer
 from umsn_cli.errors import ImageError, UmsnError, UsageError, one_line
 from umsn_cli.images import (
     LoadedImage,
@@ -35,7 +34,14 @@ from umsn_cli.images import (
     write_image,
 )
 from umsn_cli.inputs import Job, check_not_input, resolved_sources
-from umsn_cli.photo.pipeline import PhotoOptions, PhotoResult, choose_mode, restore_photo
+from umsn_cli.photo.pipeline import (
+    MODES,
+    PhotoOptions,
+    PhotoResult,
+    choose_mode,
+    restore_photo,
+)
+from umsn_cli.restorer import Restorer
 from umsn_cli.visualize import labels_from_probs, overlay, side_by_side
 
 

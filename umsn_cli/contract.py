@@ -4,7 +4,7 @@ As torchvision attaches its ``transforms`` to its weights, umsn keeps the facts 
 decide how a face must be prepared in one frozen object saved with the model config
 in every checkpoint: the network's input size, the canonical framing (where the five
 landmarks sit in the crop, and which part of a CelebAMask-HQ frame that is), the
-value range and the colour space. Training, :class:`umsn_cli.api.Restorer`, photo
+value range and the colour space. Training, :class:`umsn_cli.restorer.Restorer`, photo
 alignment, ``umsn prepare``, the benchmark and export all read it from the model, so
 a model trained at another size or framing needs no change outside its config.
 """

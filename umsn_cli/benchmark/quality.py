@@ -26,7 +26,7 @@ from umsn_cli.metrics import aligned, best_shift, map_mean, masked_psnr, masked_
 from umsn_cli.visualize import labels_from_probs
 
 if TYPE_CHECKING:
-    from umsn_cli.api import Restorer
+    from umsn_cli.restorer import Restorer
 
 CLASSES = 4
 
@@ -45,7 +45,7 @@ class Model(Protocol):
 
 
 class RestorerModel:
-    """A :class:`~umsn_cli.api.Restorer` as a :class:`Model` (resizing like ``umsn deblur``)."""
+    """A :class:`~umsn_cli.restorer.Restorer` as a :class:`Model` (resizing as ``umsn deblur``)."""
 
     def __init__(self, restorer: Restorer) -> None:
         self.restorer = restorer

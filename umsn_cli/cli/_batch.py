@@ -183,10 +183,10 @@ def batch_command(command: Callable[..., None]) -> Callable[..., None]:
 def run_batch(task: str, run: BatchRun, *, flip_ensemble: bool = False, **options: Any) -> None:
     """Plan, load, run with a progress bar, summarise; exit 1 if any file failed."""
     from umsn_cli import batch
-    from umsn_cli.api import Restorer
     from umsn_cli.examples import write_example
     from umsn_cli.inputs import plan_jobs
     from umsn_cli.inputs import shard as shard_of
+    from umsn_cli.restorer import Restorer
 
     # Every usage mistake is reported before the (slow) model load.
     settings = batch.Options(

@@ -149,9 +149,9 @@ def benchmark(
         return
     if dataset is None:
         raise UsageError("give --dataset NAME|FOLDER (or --speed); see umsn benchmark --help")
-    from umsn_cli.api import Restorer
     from umsn_cli.benchmark import datasets
     from umsn_cli.blur.synth import load_kernels
+    from umsn_cli.restorer import Restorer
 
     restorer = Restorer.load(
         model, backend=backend, device=device, precision=precision.value, offline=offline,

@@ -56,7 +56,7 @@ def prepare(
     (--min-face) are the detector box's shorter side in the photo's pixels.
     """
     from umsn_cli import prepare as lib
-    from umsn_cli.api import Restorer
+    from umsn_cli.restorer import Restorer
 
     options = lib.PrepareOptions(
         min_face=min_face, max_faces=max_faces, max_outside=max_outside,

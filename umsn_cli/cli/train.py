@@ -28,7 +28,7 @@ from umsn_cli.cli._common import (
     reports_errors,
     with_parameters,
 )
-from umsn_cli.train.config import TrainConfig, resolve_run
+from umsn_cli.train.config import TrainConfig
 
 
 def _command(
@@ -93,6 +93,8 @@ def train(**values: Any) -> None:
     flags = {k: v.value if isinstance(v, Enum) else v for k, v in given.items()}
     if "out" in flags:
         flags["out"] = str(flags["out"])
+    from umsn_cli.train.resolve import resolve_run  # reads checkpoints: imports torch
+
     cfg = resolve_run(flags, config_file=config, resume=resume, export=export is not None)
 
     from umsn_cli.train.loop import train as run_training

