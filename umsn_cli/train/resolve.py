@@ -2,8 +2,8 @@
 
 Settings come from three places, later ones winning: the defaults, a ``--config``
 file (or, resuming, the settings saved in the folder's ``last.pt``), then the flags.
-Kept apart from :mod:`umsn_cli.train.config`, which describes a run without reading
-any file of it, and :mod:`umsn_cli.train.checkpoint`, which reads and writes them.
+Kept apart from :mod:`umsn_cli.train.config`, which holds the settings and their checks,
+and :mod:`umsn_cli.train.checkpoint`, which reads and writes a run's checkpoints.
 """
 
 from __future__ import annotations
