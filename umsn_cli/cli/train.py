@@ -93,12 +93,11 @@ def train(**values: Any) -> None:
     flags = {k: v.value if isinstance(v, Enum) else v for k, v in given.items()}
     if "out" in flags:
         flags["out"] = str(flags["out"])
-    from umsn_cli.train.resolve import resolve_run  # reads checkpoints: imports torch
+    # Here, not at the top: both read checkpoints with torch, which `umsn --help` never needs.
+    from umsn_cli.train.loop import train as run_training
+    from umsn_cli.train.resolve import resolve_run
 
     cfg = resolve_run(flags, config_file=config, resume=resume, export=export is not None)
-
-    from umsn_cli.train.loop import train as run_training
-
     err_console.print(f"training {cfg.stage} ({cfg.model}) → {cfg.out}")
     columns = (
         TextColumn("[bold]{task.description}"),
