@@ -89,3 +89,37 @@ def test_best_shift_finds_the_offset_and_prefers_no_shift_on_ties():
     assert best_shift(moved, sharp, 0) == (0, 0)
     with pytest.raises(ValueError, match="align"):
         best_shift(flat, flat, 10)
+
+
+def reference_best_shift(restored, sharp, m):
+    """The definition, pixel by pixel: every shift's squared error, smallest shift first."""
+    a = np.round(np.clip(restored, 0, 1) * 255)
+    b = np.round(np.clip(sharp, 0, 1) * 255)
+    h, w = b.shape[:2]
+    target = b[m : h - m, m : w - m]
+    shifts = sorted(
+        ((dy, dx) for dy in range(-m, m + 1) for dx in range(-m, m + 1)),
+        key=lambda s: (abs(s[0]) + abs(s[1]), s[0], s[1]),
+    )
+    errors = [
+        ((a[m + dy : h - m + dy, m + dx : w - m + dx] - target) ** 2).sum() for dy, dx in shifts
+    ]
+    return shifts[int(np.argmin(errors))]
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_best_shift_agrees_with_the_pixel_loop_ties_included(seed):
+    from umsn_cli.metrics import best_shift
+
+    rng = np.random.default_rng(seed)
+    h, w = rng.integers(24, 70, size=2)
+    sharp = rng.random((h, w, 3))
+    restored = np.clip(sharp + rng.normal(0, 0.2, sharp.shape), 0, 1)
+    restored = np.roll(restored, rng.integers(-3, 4, size=2), axis=(0, 1))
+    assert best_shift(restored, sharp, 4) == reference_best_shift(restored, sharp, 4)
+    # A pattern with period 2 ties every other shift: the smallest one must win.
+    stripes = np.indices((h, w)).sum(axis=0) % 2
+    tied = np.repeat(stripes[..., None], 3, axis=2).astype(float)
+    moved = np.roll(tied, 1, axis=1)
+    assert best_shift(moved, tied, 3) == reference_best_shift(moved, tied, 3)
+    assert best_shift(moved, tied, 3) in {(0, 1), (0, -1), (1, 0), (-1, 0)}

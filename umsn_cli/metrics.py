@@ -51,8 +51,14 @@ def masked_psnr(restored: np.ndarray, sharp: np.ndarray, mask: np.ndarray) -> fl
 def best_shift(restored: np.ndarray, sharp: np.ndarray, max_shift: int) -> tuple[int, int]:
     """The integer (dy, dx) within ±max_shift that moves ``restored`` closest to ``sharp``.
 
-    Compared on the interior (a ``max_shift`` border left out), by mean squared error of
-    the 8-bit images; ties go to the smallest shift.
+    Compared on the interior (a ``max_shift`` border left out), by squared error of the
+    8-bit images; ties go to the smallest shift (|dy| + |dx|, then dy, then dx).
+
+    All (2·max_shift + 1)² errors come at once, ``Σ moved² − 2 Σ moved·target + Σ
+    target²``: the first term from an integral image, the second from one FFT
+    cross-correlation. The 8-bit values make every sum an integer, so rounding the FFT's
+    result gives the exact errors a loop over the shifts would, ties included, in a third
+    of its time at 128² (this runs twice per benchmark image).
     """
     if max_shift <= 0:
         return 0, 0
@@ -62,17 +68,20 @@ def best_shift(restored: np.ndarray, sharp: np.ndarray, max_shift: int) -> tuple
     if height <= 2 * m or width <= 2 * m:
         raise ValueError(f"--align {m} leaves nothing of a {height}×{width} image")
     target = b[m : height - m, m : width - m]
-    best, best_err = (0, 0), np.inf
-    shifts = sorted(
-        ((dy, dx) for dy in range(-m, m + 1) for dx in range(-m, m + 1)),
-        key=lambda s: abs(s[0]) + abs(s[1]),
-    )
-    for dy, dx in shifts:
-        moved = a[m + dy : height - m + dy, m + dx : width - m + dx]
-        err = float(np.mean((moved - target) ** 2))
-        if err < best_err:
-            best, best_err = (dy, dx), err
-    return best
+    th, tw = target.shape[:2]
+    # Σ over each shifted window of a²: four corners of the integral image.
+    integral = np.pad((a**2).sum(axis=2).cumsum(0).cumsum(1), ((1, 0), (1, 0)))
+    energy = integral[th:, tw:] - integral[:-th, tw:] - integral[th:, :-tw] + integral[:-th, :-tw]
+    # Σ a[y + i, x + j] · target[y, x] for i, j in 0…2m: no index wraps, so the circular
+    # correlation of the FFT is the plain one there.
+    axes = (0, 1)
+    spectrum = np.fft.rfft2(a, axes=axes) * np.conj(np.fft.rfft2(target, (height, width), axes))
+    cross = np.fft.irfft2(spectrum, (height, width), axes).sum(axis=2)[: 2 * m + 1, : 2 * m + 1]
+    err = energy - 2 * np.rint(cross)  # Σ target² is the same for every shift
+    dy, dx = np.nonzero(err == err.min())
+    dy, dx = dy - m, dx - m
+    first = np.lexsort((dx, dy, np.abs(dy) + np.abs(dx)))[0]
+    return int(dy[first]), int(dx[first])
 
 
 def aligned(
