@@ -23,12 +23,13 @@ from typer.testing import CliRunner
 
 from umsn_cli.blur.degrade import MIXES, motion_bank
 from umsn_cli.cli import app
-from umsn_cli.faces import load_faces, split_holdout
+from umsn_cli.errors import UsageError
+from umsn_cli.faces import FaceSet, load_faces, split_holdout
 from umsn_cli.metrics import FScore, psnr
 from umsn_cli.train import losses
 from umsn_cli.train.checkpoint import validated_weights
 from umsn_cli.train.config import TrainConfig
-from umsn_cli.train.data import Sampler
+from umsn_cli.train.data import Sampler, mixing_weights
 from umsn_cli.train.loop import learning_rate
 
 SIZE = 128  # the default input contract's
@@ -618,6 +619,45 @@ def test_sampler_batches(dataset):
     again = Sampler(faces, motion_bank(MOTION, 6, seed=0), seed=0, mix=MOTION)
     first = Sampler(faces, motion_bank(MOTION, 6, seed=0), seed=0, mix=MOTION).sample(2)
     assert torch.equal(again.sample(2).blurry, first.blurry)
+
+
+def test_extra_share_sets_how_often_each_part_is_drawn():
+    # Five flat faces, each its own grey: a drawn face is known by its value.
+    greys = np.array([10, 60, 110, 160, 210], dtype=np.uint8)
+    images = np.broadcast_to(greys[:, None, None, None], (5, SIZE, SIZE, 3)).copy()
+    faces = FaceSet([f"f{i}" for i in range(5)], images, None, window=1.0, size=SIZE)
+    # Face 0 is the first part, faces 1–4 the rest: 70 % of the draws from face 0.
+    weights = mixing_weights(1, 4, 0.3)
+    assert weights.sum().item() == pytest.approx(1.0)
+    sampler = Sampler(faces, motion_bank(MOTION, 6, seed=0), seed=0, mix=MOTION, weights=weights)
+    drawn = torch.cat(
+        [sampler.sample(100, "none").sharp[:, 0, SIZE // 2, SIZE // 2] for _ in range(10)]
+    )
+    values = torch.round(drawn * 255)
+    assert set(values.tolist()) <= set(greys.astype(float).tolist())
+    share = (values == greys[0]).float().mean().item()
+    assert share == pytest.approx(0.7, abs=0.05)
+    # Without weights every face is as likely: face 0 gets about a fifth.
+    uniform = Sampler(faces, motion_bank(MOTION, 6, seed=0), seed=0, mix=MOTION)
+    drawn = torch.cat(
+        [uniform.sample(100, "none").sharp[:, 0, SIZE // 2, SIZE // 2] for _ in range(10)]
+    )
+    assert (torch.round(drawn * 255) == greys[0]).float().mean().item() == pytest.approx(
+        0.2, abs=0.05
+    )
+
+
+@pytest.mark.parametrize(
+    ("settings", "message"),
+    [
+        ({"extra_share": 0.5}, "--extra-data"),
+        ({"extra_share": 1.0, "extra_data": ("x",)}, "below 1"),
+        ({"extra_share": 0.0, "extra_data": ("x",)}, "above 0"),
+    ],
+)
+def test_extra_share_is_checked(settings, message):
+    with pytest.raises(UsageError, match=message):
+        TrainConfig(stage="bnet", out="o", data="d", **settings).checked()
 
 
 def test_confidence_loss_rewards_smaller_errors_and_has_the_right_optimum():

@@ -50,6 +50,13 @@ class TrainConfig:
     extra_data: tuple[str, ...] = _flag(
         (), "More training faces: a folder `umsn prepare` wrote (images/, masks/); repeatable."
     )
+    # None keeps every face equally likely, so the big prepared folders set the
+    # distribution: faces-wild's are softer than CelebA-HQ's (less detail to restore).
+    extra_share: float | None = _flag(
+        None,
+        "Share of each batch drawn from --extra-data, the rest from --data "
+        "(default: in proportion to the number of faces).",
+    )
     val_data: str | None = _flag(None, "Sharp faces for deblurring validation.")
     # None: the model's input contract says (0.75, CelebAMask-HQ's 512² frames).
     crop: float | None = _flag(None, "Centre fraction of each face image that is the framing.")
@@ -187,6 +194,11 @@ class TrainConfig:
             raise UsageError(f"--degradation must be one of {', '.join(MIXES)}")
         if self.blur not in ("none", "all"):
             raise UsageError("--blur must be none or all")
+        if self.extra_share is not None:
+            if not self.extra_data:
+                raise UsageError("--extra-share needs --extra-data (the faces it shares out)")
+            if not 0 < self.extra_share < 1:
+                raise UsageError("--extra-share must be above 0 and below 1")
         if not 0 <= self.ema < 1:
             raise UsageError("--ema must be at least 0 and below 1 (0: no weight average)")
         for name in ("steps", "batch_size", "log_every", "val_every", "ckpt_every"):

@@ -53,9 +53,12 @@ class Sampler:
         mix: DegradationMix | None = None,
         scale_jitter: float = 0.1,
         shift_jitter: float = 0.05,
+        weights: torch.Tensor | None = None,
     ) -> None:
-        """``kernels``: the camera-shake bank (:func:`umsn_cli.blur.degrade.motion_bank`)."""
+        """``kernels``: the camera-shake bank (:func:`umsn_cli.blur.degrade.motion_bank`);
+        ``weights``: how likely each face is drawn (None: all alike)."""
         self.faces = faces
+        self.weights = weights
         self.kernels = kernels
         self.mix = mix or MIXES["real"]
         self.scale_jitter = scale_jitter
@@ -68,7 +71,10 @@ class Sampler:
     def sample(self, batch_size: int, blur: str = "all", blur_class: int | None = None) -> Batch:
         """``blur``: "all" (blur whole faces), "none" (sharp input) or "class" (only mask i)."""
         g = self.generator
-        index = torch.randint(len(self.faces), (batch_size,), generator=g).numpy()
+        if self.weights is None:
+            index = torch.randint(len(self.faces), (batch_size,), generator=g).numpy()
+        else:
+            index = torch.multinomial(self.weights, batch_size, True, generator=g).numpy()
         # The part of each stored face that becomes the 128² sample, in its [-1, 1] coords.
         scale = self.faces.window * self._uniform(
             batch_size, 1 - self.scale_jitter, 1 + self.scale_jitter
@@ -104,3 +110,11 @@ class Sampler:
     def blur(self, sharp: torch.Tensor) -> torch.Tensor:
         """One draw of the degradation mix per sample: blur, noise, JPEG."""
         return degrade(sharp, self.mix, self.kernels, self.generator)
+
+
+def mixing_weights(first: int, rest: int, rest_share: float) -> torch.Tensor:
+    """Per-face draw weights for ``first`` faces then ``rest`` faces, such that a draw
+    comes from the ``rest`` with probability ``rest_share``, each face of a part alike."""
+    return torch.cat(
+        [torch.full((first,), (1 - rest_share) / first), torch.full((rest,), rest_share / rest)]
+    ).double()

@@ -37,7 +37,7 @@ from umsn_cli.train.checkpoint import (
     starting_weights,
 )
 from umsn_cli.train.config import TrainConfig
-from umsn_cli.train.data import Sampler
+from umsn_cli.train.data import Sampler, mixing_weights
 from umsn_cli.train.ema import WeightAverage
 from umsn_cli.train.report import plot_curves
 from umsn_cli.train.stages import Stage, build_stage
@@ -117,12 +117,18 @@ def train(cfg: TrainConfig, resume: bool = False, progress: Progress | None = No
     masks = Path(cfg.masks) if cfg.masks else None
     faces = load_faces(Path(cfg.data), masks, cfg.face_crop, size)
     train_faces, holdout = split_holdout(faces, cfg.holdout, cfg.seed)
+    weights = None
     if cfg.extra_data:
         extra = [load_prepared(Path(d), size) for d in cfg.extra_data]
+        if cfg.extra_share is not None:
+            rest = sum(len(e) for e in extra)
+            weights = mixing_weights(len(train_faces), rest, cfg.extra_share)
         train_faces = concat_faces([train_faces, *extra])
     mix = MIXES[cfg.degradation].with_noise_max(cfg.noise_max)
     kernels = motion_bank(mix, cfg.kernel_bank, cfg.seed)
-    sampler = Sampler(train_faces, kernels, seed=cfg.seed * 1000 + rank.rank, mix=mix)
+    sampler = Sampler(
+        train_faces, kernels, seed=cfg.seed * 1000 + rank.rank, mix=mix, weights=weights
+    )
 
     # Channels-last: 10–35% faster steps on the CPU (measured in the foundation issue).
     stage = prepare_stage(cfg, resume=resume).to(device, memory_format=torch.channels_last)
