@@ -294,6 +294,41 @@ def test_mse_fine_tune_minimises_the_squared_error_alone(tmp_path, dataset):
     assert all(line["mse"] > 0 and "grad" not in line for line in lines)
     assert json.loads((run / "config.json").read_text())["loss"] == "mse"
 
+    run = tmp_path / "psnr"
+    ok(bnet(dataset, run, "--steps", "2", "--loss", "psnr"))
+    lines = [line for line in log_lines(run) if line["kind"] == "train"]
+    assert all(line["psnr"] > 0 and "grad" not in line for line in lines)
+
+
+def test_psnr_loss_is_the_mean_psnr_at_the_scale_of_mse():
+    """--loss psnr: its value is the batch MSE, its gradient that of −mean PSNR rescaled,
+    so a face with a small error weighs more than under plain MSE."""
+    from umsn_cli.train.losses import psnr_weighted_mse
+
+    torch.manual_seed(0)
+    target = torch.rand(3, 3, 8, 8) * 2 - 1
+    noise = torch.randn(3, 3, 8, 8) * torch.tensor([0.01, 0.1, 0.5]).view(3, 1, 1, 1)
+    grads = []
+    for score in ("weighted", "psnr", "mse"):
+        out = (target + noise).requires_grad_(True)
+        per_face = (out - target).pow(2).mean((1, 2, 3))
+        if score == "weighted":
+            loss = psnr_weighted_mse(out, target)
+            assert torch.allclose(loss, per_face.mean())
+            scale = 10 / math.log(10) / float(per_face.detach().mean())
+        elif score == "psnr":
+            loss = (10 * torch.log10(per_face)).mean()  # −PSNR up to a constant
+            scale = 1.0
+        else:
+            loss = per_face.mean()
+            scale = 1.0
+        loss.backward()
+        grads.append(out.grad * scale)
+    weighted, psnr, mse = grads
+    assert torch.allclose(weighted, psnr, rtol=1e-4, atol=1e-6)
+    share = [g.flatten(1).norm(dim=1) / g.norm() for g in (weighted, mse)]
+    assert share[0][0] > 0.5 > share[1][0]  # the nearly restored face leads, not the worst
+
 
 def test_resume_continues_exactly(tmp_path, dataset):
     constant = ["--lr", "1e-3", "--min-lr", "1e-3", "--warmup", "1"]
@@ -510,10 +545,9 @@ def test_usage_errors(tmp_path, dataset):
         train("snet", "--data", d, "--masks", m, "--out", tmp_path / "x", *FAST, "--steps", "0"),
         "--steps",
     )
-    _fails(
-        train("snet", "--data", d, "--masks", m, "--out", tmp_path / "x", *FAST, "--loss", "mse"),
-        "--loss mse is for the umsn and bnet stages",
-    )
+    for loss in ("mse", "psnr"):
+        snet = ("snet", "--data", d, "--masks", m, "--out", tmp_path / "x", *FAST)
+        _fails(train(*snet, "--loss", loss), f"--loss {loss} is for the umsn and bnet stages")
     _fails(train("bnet", "--data", d, "--out", tmp_path / "x", *FAST, "--loss", "l2"), "--loss")
     bad = tmp_path / "bad.json"
     bad.write_text('{"stage": "snet", "out": "o", "colour": 1}')

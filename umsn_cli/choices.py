@@ -64,6 +64,7 @@ class TrainLoss(str, Enum):
 
     method = "method"  # the paper's terms: L1 (or L_c), half-scale, gradient, perceptual
     mse = "mse"  # the squared error alone: what PSNR scores, for a last fine-tune
+    psnr = "psnr"  # each face's squared error relative to its own: the mean PSNR's gradient
 
 
 def values(choice: type[Enum]) -> tuple[str, ...]:

