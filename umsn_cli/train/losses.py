@@ -52,8 +52,9 @@ def gradient_l1(output: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     return (dx(out) - dx(tgt)).abs().mean() + (dy(out) - dy(tgt)).abs().mean()
 
 
-def psnr_weighted_mse(output: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-    """The batch's squared error, each face's term divided by its own (detached) value.
+def psnr_weighted_mse(per_face: torch.Tensor) -> torch.Tensor:
+    """The batch's squared error from each face's (``per_face``, N), each face's term
+    divided by its own (detached) value.
 
     Benchmarks average PSNR over faces, and the gradient of a face's PSNR is its
     squared error's gradient over that error: a face restored to 35 dB counts as much
@@ -61,7 +62,6 @@ def psnr_weighted_mse(output: torch.Tensor, target: torch.Tensor) -> torch.Tenso
     Scaled by the batch's MSE (detached), the loss reads as the MSE, so its value,
     gradient norm and the spike guard keep the scale of ``--loss mse``.
     """
-    per_face = (output.float() - target).pow(2).mean((1, 2, 3))
     weight = per_face.detach().mean() / per_face.detach().clamp_min(1e-10)
     return (weight * per_face).mean()
 

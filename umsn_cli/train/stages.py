@@ -209,14 +209,14 @@ class GeneratorStage(Stage):
             return self.method_loss(batch)
         out = self.restore(batch.blurry)[0].float()
         target = _signed(batch.sharp)
-        mse = F.mse_loss(out, target)
+        per_face = (out - target).pow(2).mean((1, 2, 3))
+        mse = per_face.mean()
         terms = {"mse": mse.detach(), "l1": (out - target).abs().mean().detach()}
         if self.loss == "mse":
             return mse, terms
         # Mean PSNR of the batch on the 0…1 scale (the signed range's MSE is 4×).
-        per_face = (out.detach() - target).pow(2).mean((1, 2, 3)) / 4
-        terms["psnr"] = (-10 * torch.log10(per_face.clamp_min(1e-10))).mean()
-        return losses.psnr_weighted_mse(out, target), terms
+        terms["psnr"] = (-10 * torch.log10(per_face.detach().clamp_min(4e-10) / 4)).mean()
+        return losses.psnr_weighted_mse(per_face), terms
 
     def method_loss(self, batch: Batch) -> tuple[torch.Tensor, Terms]:
         raise NotImplementedError
