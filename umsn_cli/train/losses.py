@@ -53,8 +53,8 @@ def gradient_l1(output: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
 
 
 def psnr_weighted_mse(per_face: torch.Tensor) -> torch.Tensor:
-    """The batch's squared error from each face's (``per_face``, N), each face's term
-    divided by its own (detached) value.
+    """The batch's squared error from its faces' errors ``per_face`` (N), each face's
+    term divided by its own (detached) value.
 
     Benchmarks average PSNR over faces, and the gradient of a face's PSNR is its
     squared error's gradient over that error: a face restored to 35 dB counts as much

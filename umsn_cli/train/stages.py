@@ -215,7 +215,7 @@ class GeneratorStage(Stage):
         if self.loss == "mse":
             return mse, terms
         # Mean PSNR of the batch on the 0…1 scale (the signed range's MSE is 4×).
-        terms["psnr"] = (-10 * torch.log10(per_face.detach().clamp_min(4e-10) / 4)).mean()
+        terms["psnr"] = (-10 * torch.log10((per_face.detach() / 4).clamp_min(1e-10))).mean()
         return losses.psnr_weighted_mse(per_face), terms
 
     def method_loss(self, batch: Batch) -> tuple[torch.Tensor, Terms]:
