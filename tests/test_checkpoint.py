@@ -30,6 +30,59 @@ def test_round_trip_gives_identical_outputs(tiny_config, tmp_path):
     assert [p.name for p in path.parent.iterdir()] == ["m.pt"]  # no temp file left
 
 
+@pytest.mark.parametrize("storage", ["float16", "int8"])
+def test_smaller_storage_loads_back_as_float32_close_to_the_original(
+    tiny_config, tmp_path, storage
+):
+    torch.manual_seed(0)
+    model = build_model(tiny_config).eval()
+    full = save_checkpoint(tmp_path / "full.pt", model)
+    small = save_checkpoint(tmp_path / f"{storage}.pt", model, storage=storage)
+    stored = torch.load(small, weights_only=True)
+    loaded, _ = load_checkpoint(small)
+
+    # int8 files are format_version 2, so that an older umsn refuses rather than misloads them.
+    assert stored["format_version"] == (2 if storage == "int8" else FORMAT_VERSION)
+    assert small.stat().st_size < full.stat().st_size
+    original, restored = model.state_dict(), loaded.state_dict()
+    assert all(v.dtype == original[k].dtype for k, v in restored.items())
+    for key, weight in original.items():
+        if not weight.is_floating_point():
+            continue
+        if storage == "int8" and weight.dim() >= 2:
+            assert stored["state_dict"][key].dtype == torch.int8
+            # Each output channel is off by at most half of its own step (its max / 127).
+            step = weight.abs().flatten(1).amax(dim=1) / 127
+            error = (restored[key] - weight).abs().flatten(1).amax(dim=1)
+            assert torch.all(error <= step / 2 + 1e-7), key
+        else:
+            assert stored["state_dict"][key].dtype == torch.float16
+            torch.testing.assert_close(restored[key], weight.half().float())
+    images = torch.rand(1, 3, 16, 16)
+    with torch.no_grad():
+        torch.testing.assert_close(loaded(images)[0], model(images)[0], atol=0.02, rtol=0)
+
+
+def test_an_int8_tensor_without_its_scale_or_a_stray_scale_is_refused(tiny_config, tmp_path):
+    path = save_checkpoint(tmp_path / "q.pt", build_model(tiny_config), storage="int8")
+    scale = next(
+        k for k in torch.load(path, weights_only=True)["state_dict"] if k.endswith(":scale")
+    )
+    _resave(path, lambda d: d["state_dict"].pop(scale))
+    with pytest.raises(WeightsError, match="int8 values and scales do not match"):
+        load_checkpoint(path)  # int8 values would load unscaled without a word
+    path = save_checkpoint(tmp_path / "q.pt", build_model(tiny_config), storage="int8")
+    _resave(path, lambda d: d["state_dict"].update({"generator.nothing:scale": torch.ones(1)}))
+    with pytest.raises(WeightsError, match=r"generator\.nothing: int8 values and scales"):
+        load_checkpoint(path)
+
+
+def test_an_unknown_storage_is_refused(tiny_config, tmp_path):
+    with pytest.raises(ValueError, match="storage must be one of"):
+        save_checkpoint(tmp_path / "m.pt", build_model(tiny_config), storage="int4")
+    assert not any(tmp_path.iterdir())
+
+
 def test_save_replaces_an_existing_file(tiny_config, tmp_path):
     path = tmp_path / "m.pt"
     path.write_bytes(b"old")
@@ -104,7 +157,7 @@ def _resave(path: pathlib.Path, edit) -> None:
     ("edit", "match"),
     [
         (lambda d: d.update(format="other"), "not a umsn checkpoint"),
-        (lambda d: d.update(format_version=2), "format_version 2"),
+        (lambda d: d.update(format_version=3), "format_version 3"),
         (lambda d: d.update(extra=1), "unexpected keys"),
         (lambda d: d["config"].update(bogus=1), "invalid model config"),
         (lambda d: d["state_dict"].popitem(), "do not fit"),

@@ -232,6 +232,44 @@ def test_init_trains_a_deeper_model_from_a_shallower_run(
     assert any(".body.1." in key for key in state["stage"])  # the grown block is saved
 
 
+def test_export_stores_int8_and_a_run_starts_from_it(tmp_path, dataset, monkeypatch):
+    """--storage int8 quarters the shipped weights; the file still loads and seeds runs."""
+    from umsn_cli.nn.config import CONFIGS, plain
+    from umsn_cli.weights.checkpoint import load_checkpoint
+
+    monkeypatch.setitem(CONFIGS, "bnet-test-tiny-fast", plain(CONFIGS["test-tiny-fast"]))
+    common = ["--data", dataset["data"], "--masks", dataset["masks"], *FAST_MODEL]
+    ok(train("snet", *common, "--steps", "2", "--out", tmp_path / "snet"))
+    snet = ["--snet", tmp_path / "snet" / "last.pt"]
+    ok(train("bnet", *common, "--steps", "2", "--out", tmp_path / "b", *snet,
+             "--export", tmp_path / "w16.pt"))  # fmt: skip
+    # --resume at the run's last step exports without training on.
+    ok(train("bnet", "--out", tmp_path / "b", "--resume", "--steps", "2", *snet,
+             "--export", tmp_path / "w8.pt", "--storage", "int8"))  # fmt: skip
+    stored = torch.load(tmp_path / "w8.pt", weights_only=True)
+    assert stored["meta"]["storage"] == "int8" and stored["format_version"] == 2
+    assert stored["state_dict"]["generator.bnet.body.0.conv1.weight"].dtype == torch.int8
+    entry = json.loads((tmp_path / "w8.json").read_text())
+    assert entry["size"] == (tmp_path / "w8.pt").stat().st_size
+    assert entry["size"] < (tmp_path / "w16.pt").stat().st_size
+    int8, _ = load_checkpoint(tmp_path / "w8.pt")
+    half, _ = load_checkpoint(tmp_path / "w16.pt")
+    for k, v in half.generator.state_dict().items():
+        torch.testing.assert_close(int8.generator.state_dict()[k], v, atol=0.01, rtol=0.02)
+
+    # lr 0: a run started from the int8 file holds its dequantised weights.
+    ok(train("bnet", *common, "--steps", "1", "--lr", "0", "--min-lr", "0", "--out",
+             tmp_path / "again", "--init", tmp_path / "w8.pt", *snet))  # fmt: skip
+    state = torch.load(tmp_path / "again" / "last.pt", weights_only=True)["stage"]
+    for k, v in int8.generator.state_dict().items():
+        assert torch.equal(state[f"generator.{k}"], v), k
+
+    result = train("bnet", "--out", tmp_path / "b", "--resume", "--steps", "2", *snet,
+                   "--export", tmp_path / "w4.pt", "--storage", "int4")  # fmt: skip
+    assert result.exit_code != 0 and "int4" in result.output
+    assert not (tmp_path / "w4.pt").exists()
+
+
 def test_a_run_starts_from_exported_weights(tmp_path, dataset, monkeypatch):
     """--init and --snet take an exported weights file (e.g. the bundled default), so a
     run whose folder is lost goes on from the weights that shipped."""

@@ -20,7 +20,7 @@ from typing import Annotated, Any
 import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
-from umsn_cli.choices import StageName
+from umsn_cli.choices import StageName, Storage
 from umsn_cli.cli._common import (
     err_console,
     optional,
@@ -45,6 +45,9 @@ def _command(
         Path | None, optional("--export", help="umsn/bnet: write the weights and manifest entry.")
     ] = None,
     tag: Annotated[str, typer.Option("--tag", help="The exported id's version.")] = "celebamask-v1",
+    storage: Annotated[
+        Storage, typer.Option("--storage", help="How --export stores the weights.")
+    ] = Storage.float16,
 ) -> None:
     """The options of ``umsn train`` that are not training settings (those follow)."""
 
@@ -87,7 +90,9 @@ def _cli_type(hint: Any) -> Any:
 @reports_errors
 def train(**values: Any) -> None:
     """Train a UMSN stage on aligned faces, blurred on the fly."""
-    config, resume, export, tag = (values.pop(k) for k in ("config", "resume", "export", "tag"))
+    config, resume, export, tag, storage = (
+        values.pop(k) for k in ("config", "resume", "export", "tag", "storage")
+    )
     # Not given (None, or no --fnet/--extra-data at all): from --config, the run or the field.
     given = {k: v for k, v in values.items() if v is not None and v != []}
     flags = {k: v.value if isinstance(v, Enum) else v for k, v in given.items()}
@@ -118,7 +123,8 @@ def train(**values: Any) -> None:
     if export is not None:
         from umsn_cli.train.export import export_run
 
-        entry = export_run(Path(cfg.out), export, tag, ["umsn", *sys.argv[1:]], cfg.snet)
+        command = ["umsn", *sys.argv[1:]]
+        entry = export_run(Path(cfg.out), export, tag, command, cfg.snet, storage.value)
         out_console.print(f"{export} ({entry['size']} bytes, sha256 {entry['sha256'][:12]}…)")
 
 

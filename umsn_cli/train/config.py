@@ -40,8 +40,8 @@ class TrainConfig:
     out: str  # run folder: checkpoints, log, pictures
     model: str = _flag(
         "umsn-lite",
-        "Model configuration: umsn-lite, umsn-fast, umsn-fast-large, umsn (the paper's), "
-        "or bnet-fast, bnet-fast-large (their plain B-Net).",
+        "Model configuration: umsn-lite, umsn-fast, umsn-fast-large, umsn-fast-xl, umsn (the "
+        "paper's), or bnet-fast, bnet-fast-large, bnet-fast-xl (their plain B-Net).",
         flag=("--model", "-m"),
     )
     data: str = _flag("", "Folder of aligned sharp faces.")

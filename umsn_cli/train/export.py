@@ -45,11 +45,13 @@ def export_run(
     tag: str,
     command: list[str] | None = None,
     snet: str | None = None,
+    storage: str = "float16",
 ) -> dict[str, Any]:
     """Write ``dest`` (weights) and ``dest`` with ``.json`` (manifest entry); return the entry.
 
     ``snet``: for a bnet run, the S-Net checkpoint to ship with it (default: the run's
-    ``snet`` setting).
+    ``snet`` setting). ``storage``: float16 or int8 (see
+    :func:`umsn_cli.weights.save_checkpoint`); weights that ship are never float32.
     """
     state = read_train_state(run / "last.pt" if run.is_dir() else run)
     cfg = state["config"]
@@ -74,8 +76,8 @@ def export_run(
     model.load_state_dict(weights)
     val = [h for h in state["history"] if h.get("kind") == "val"]
     meta = {"training": cfg, "step": state["step"], "validation": val[-1] if val else {},
-            "storage": "float16"}  # fmt: skip
-    save_checkpoint(dest, model, meta, half=True)  # weights that ship: half the size
+            "storage": storage}  # fmt: skip
+    save_checkpoint(dest, model, meta, storage=storage)
 
     config_file = run / "config.json" if run.is_dir() else run.parent / "config.json"
     measured = (
