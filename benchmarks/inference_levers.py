@@ -12,7 +12,7 @@ more but damages a face that was already sharp hurts users whose photos were fin
 Every variant but ``flip`` reuses the one restored face of each input; ``flip`` is
 the library's own ``flip_ensemble``, so it measures exactly what the option does.
 
-    python benchmarks/inference_levers.py --model bnet-fast-large \\
+    python benchmarks/inference_levers.py --model bnet-fast-xl \\
         --val ../shared/data/celebamask-mini/val --per-size 1
 """
 
@@ -83,7 +83,7 @@ def variants(once: Cached, flip: Deblur) -> dict[str, Deblur]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--model", default="bnet-fast-large", help="weights id or file")
+    parser.add_argument("--model", default="bnet-fast-xl", help="weights id or file")
     parser.add_argument("--backend", default="auto")
     parser.add_argument("--val", type=Path, required=True, help="folder of sharp faces")
     parser.add_argument("--crop", type=float, default=0.75)

@@ -33,7 +33,7 @@ SCHEMA_VERSION = 1
 TASKS = ("deblur", "segment")
 #: What ``--model`` means when it is not given: a config name, standing for that
 #: config's default entry in the manifest.
-DEFAULT_MODEL = "bnet-fast-large"
+DEFAULT_MODEL = "bnet-fast-xl"
 ARCHITECTURES = ("umsn",)
 
 _ID_RE = re.compile(r"^(?P<config>[a-z0-9][a-z0-9-]*)\.(?P<tag>[a-z0-9][a-z0-9._-]*)$")
