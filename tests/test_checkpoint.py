@@ -75,6 +75,10 @@ def test_an_int8_tensor_without_its_scale_or_a_stray_scale_is_refused(tiny_confi
     _resave(path, lambda d: d["state_dict"].update({"generator.nothing:scale": torch.ones(1)}))
     with pytest.raises(WeightsError, match=r"generator\.nothing: int8 values and scales"):
         load_checkpoint(path)
+    path = save_checkpoint(tmp_path / "q.pt", build_model(tiny_config), storage="int8")
+    _resave(path, lambda d: d["state_dict"].update({scale: "not a tensor"}))
+    with pytest.raises(WeightsError, match="int8 values and scales do not match"):
+        load_checkpoint(path)
 
 
 def test_an_unknown_storage_is_refused(tiny_config, tmp_path):
