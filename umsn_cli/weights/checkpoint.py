@@ -29,6 +29,7 @@ import warnings
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from umsn_cli.choices import Storage
 from umsn_cli.errors import WeightsError, one_line
 from umsn_cli.files import temporary_file
 
@@ -42,8 +43,9 @@ FORMAT_VERSION = 1
 #: The version of files holding int8 tensors; this umsn reads both.
 QUANTIZED_FORMAT_VERSION = 2
 SCALE_SUFFIX = ":scale"
-#: What ``save_checkpoint(storage=...)`` accepts.
-STORAGES = ("float32", "float16", "int8")
+#: What ``save_checkpoint(storage=...)`` accepts: float32, and the ways an export may
+#: store the weights it ships (:class:`umsn_cli.choices.Storage`).
+STORAGES = ("float32", *(s.value for s in Storage))
 
 _KEYS = {"format", "format_version", "config", "state_dict", "meta"}
 
@@ -114,12 +116,14 @@ def _dequantized(state: dict[str, Any], path: Path) -> dict[str, Any]:
     out = {k: v for k, v in state.items() if not k.endswith(SCALE_SUFFIX)}
     scales = {k.removesuffix(SCALE_SUFFIX): v for k, v in state.items() if k.endswith(SCALE_SUFFIX)}
     quantized = {k for k, v in out.items() if getattr(v, "dtype", None) == torch.int8}
-    scaled = {k for k, v in scales.items() if isinstance(v, torch.Tensor) and v.is_floating_point()}
-    if quantized != set(scales) or scaled != set(scales):
-        unmatched = sorted((quantized ^ set(scales)) | (set(scales) - scaled))[0]
+    unscaled = {
+        k for k, v in scales.items() if not (isinstance(v, torch.Tensor) and v.is_floating_point())
+    }
+    unmatched = (quantized ^ set(scales)) | unscaled
+    if unmatched:
         raise WeightsError(
-            f"{path} is a damaged umsn checkpoint ({unmatched}: int8 values and scales do "
-            "not match); re-export it"
+            f"{path} is a damaged umsn checkpoint ({min(unmatched)}: int8 values and scales "
+            "do not match); re-export it"
         )
     for key, scale in scales.items():
         out[key] = out[key].float() * scale
