@@ -7,7 +7,7 @@ from pathlib import Path
 
 import torch
 
-from umsn_cli.backends.base import Backend, check_precision
+from umsn_cli.backends.base import Backend, check_precision, check_precision_on
 from umsn_cli.errors import BackendUnavailableError, UsageError
 from umsn_cli.nn import UMSN
 
@@ -49,7 +49,9 @@ def choose_backend(name: str, device: str | None = None, precision: str = "auto"
             raise BackendUnavailableError(
                 f"no inference backend can run{where}; choose another --device (e.g. cpu)"
             )
-        return max(usable, key=lambda c: c.priority)
+        chosen = max(usable, key=lambda c: c.priority)
+        check_precision_on(device or chosen.default_device(), precision)
+        return chosen
     if name not in backends:
         known = ", ".join(["auto", *backends])
         raise UsageError(f"unknown backend {name!r}; choose one of: {known}")
@@ -60,6 +62,7 @@ def choose_backend(name: str, device: str | None = None, precision: str = "auto"
             f"backend {name!r} cannot run here: {reason}; choose another with --backend "
             "(or --backend auto)"
         )
+    check_precision_on(device or cls.default_device(), precision)
     return cls
 
 

@@ -179,33 +179,37 @@ def test_native_bf16_is_read_from_the_cpu_flags():
     assert not cpu_backend.cpuinfo_has_native_bf16("")
 
 
-def test_torchscript_compiles_once_per_weights(lite_model, faces, monkeypatch):
-    first = TorchScriptBackend(lite_model, cache_dir=graph_cache_dir(), weights_key="a" * 64)
-    assert first.cache_path.is_file()
-
-    def no_compile(self):
-        raise AssertionError("compiled again instead of using the cache")
-
-    monkeypatch.setattr(TorchScriptBackend, "_compile", no_compile)
-    second = TorchScriptBackend(lite_model, cache_dir=graph_cache_dir(), weights_key="a" * 64)
-    torch.testing.assert_close(second.deblur(faces)[0], first.deblur(faces)[0])
-    # Other weights get their own compiled graph.
-    with pytest.raises(AssertionError, match="compiled again"):
-        TorchScriptBackend(lite_model, cache_dir=graph_cache_dir(), weights_key="b" * 64)
+def test_auto_on_the_cpu_is_eager_and_torchscript_runs_when_named(monkeypatch):
+    """TorchScript compiles first and is slower on some CPUs: it is never the default."""
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    assert choose_backend("auto").name == "cpu"
+    assert choose_backend("torchscript") is TorchScriptBackend
 
 
-def test_torchscript_recompiles_a_corrupt_cache(lite_model, faces):
-    first = TorchScriptBackend(lite_model, cache_dir=graph_cache_dir(), weights_key="c" * 64)
-    first.cache_path.write_bytes(b"not a torchscript archive")
-    again = TorchScriptBackend(lite_model, cache_dir=graph_cache_dir(), weights_key="c" * 64)
-    torch.testing.assert_close(again.deblur(faces)[0], first.deblur(faces)[0])
-    assert first.cache_path.stat().st_size > 1000
+def test_torchscript_keeps_no_file_and_never_loads_a_planted_graph(
+    lite_model, faces, reference, monkeypatch
+):
+    """A graph planted where older versions cached theirs, with a matching hash record,
+    is never loaded: the backend compiles in memory and writes nothing."""
+    folder = graph_cache_dir()
+    folder.mkdir(parents=True, exist_ok=True)
+    planted = folder / ("a" * 32 + "-cpu-torch" + torch.__version__.replace("+", "_") + ".pt")
+    planted.write_bytes(b"planted")
+    (folder / (planted.name + ".sha256")).write_text("forged 7\n")
+
+    def no_load(*args, **kwargs):
+        raise AssertionError("a graph file was loaded")
+
+    monkeypatch.setattr(torch.jit, "load", no_load)
+    backend = TorchScriptBackend(lite_model, weights_key="a" * 64, precision="fp32")
+    torch.testing.assert_close(backend.deblur(faces)[0], reference[0], atol=1e-4, rtol=0)
+    assert sorted(p.name for p in folder.iterdir()) == sorted(
+        [planted.name, planted.name + ".sha256"]
+    )
 
 
 def test_torchscript_handles_other_sizes_and_batch_sizes(lite_model):
-    backend = TorchScriptBackend(
-        lite_model, cache_dir=graph_cache_dir(), weights_key="d" * 64, precision="fp32"
-    )
+    backend = TorchScriptBackend(lite_model, weights_key="d" * 64, precision="fp32")
     x = torch.rand(3, 3, 96, 160)
     with torch.no_grad():
         expected, _ = lite_model(x)
@@ -220,46 +224,16 @@ def test_cuda_backend_runs_on_the_gpu(lite_model, faces, reference):
     torch.testing.assert_close(restored, reference[0], atol=2e-2, rtol=0)
 
 
-def test_torchscript_never_uses_a_silently_corrupted_cache(lite_model, faces):
-    """64 flipped bytes can load and compute something else: the hash catches them."""
-    first = TorchScriptBackend(lite_model, cache_dir=graph_cache_dir(), weights_key="d" * 64)
-    reference = first.deblur(faces)[0]
-    data = bytearray(first.cache_path.read_bytes())
-    middle = len(data) // 2
-    data[middle : middle + 64] = bytes(b ^ 0xFF for b in data[middle : middle + 64])
-    first.cache_path.write_bytes(bytes(data))
-    again = TorchScriptBackend(lite_model, cache_dir=graph_cache_dir(), weights_key="d" * 64)
-    torch.testing.assert_close(again.deblur(faces)[0], reference)
-    from umsn_cli.backends.torchscript import cache_is_intact
-
-    assert cache_is_intact(again.cache_path)  # rebuilt, with a new record
-
-
-def test_weights_verify_checks_the_compiled_graphs(lite_model):
+def test_weights_verify_removes_and_reports_graphs_older_versions_kept():
     from typer.testing import CliRunner
 
     from umsn_cli.cli import app
 
-    backend = TorchScriptBackend(lite_model, cache_dir=graph_cache_dir(), weights_key="e" * 64)
-    runner = CliRunner()
-    good = runner.invoke(app, ["weights", "verify"])
-    assert good.exit_code == 0, good.output
-    assert "compiled graph" in good.stdout and str(backend.cache_path) in good.stdout
-    data = bytearray(backend.cache_path.read_bytes())
-    data[100] ^= 0xFF
-    backend.cache_path.write_bytes(bytes(data))
-    bad = runner.invoke(app, ["weights", "verify"])
-    assert bad.exit_code == 1 and "BAD" in bad.stdout
-    assert not backend.cache_path.exists()  # removed: compiled again on next use
-
-
-def test_torchscript_without_a_lent_folder_writes_nothing(lite_model, tmp_path, monkeypatch):
-    """Backends own no folders: without ``cache_dir`` the graph is compiled, not cached."""
-    monkeypatch.setenv("UMSN_CACHE", str(tmp_path / "cache"))
-    backend = TorchScriptBackend(lite_model, weights_key="f" * 64)
-    assert backend.cache_path is None
-    assert not (tmp_path / "cache").exists()
-    folder = tmp_path / "lent"
-    lent = TorchScriptBackend(lite_model, weights_key="f" * 64, cache_dir=folder)
-    assert lent.cache_path is not None and lent.cache_path.parent == folder
-    assert lent.cache_path.is_file()
+    folder = graph_cache_dir()
+    folder.mkdir(parents=True, exist_ok=True)
+    planted = folder / "old-graph.pt"
+    planted.write_bytes(b"planted")
+    result = CliRunner().invoke(app, ["weights", "verify"])
+    assert result.exit_code == 0, result.output
+    assert "REMOVED" in result.stdout and str(planted) in result.stdout
+    assert not planted.exists()

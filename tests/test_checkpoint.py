@@ -106,22 +106,28 @@ class _RunsCode:
 
 
 @pytest.mark.parametrize(
-    ("write", "match"),
+    "write",
     [
-        (lambda obj, path: path.write_bytes(pickle.dumps(obj, protocol=2)), "safe loading"),
-        (lambda obj, path: path.write_bytes(pickle.dumps(obj)), "not a umsn checkpoint"),
-        (torch.save, "safe loading refuses"),
+        lambda obj, path: path.write_bytes(pickle.dumps(obj, protocol=2)),
+        lambda obj, path: path.write_bytes(pickle.dumps(obj)),
+        torch.save,
     ],
     ids=["pickle-protocol-2", "pickle-default", "torch.save"],
 )
-def test_malicious_pickle_is_refused(tmp_path, write, match):
+@pytest.mark.parametrize("reader", ["weights", "training checkpoint"])
+def test_malicious_pickle_is_refused_as_code_not_as_damage(tmp_path, write, reader):
+    from umsn_cli.train.checkpoint import read_train_state
+
     marker = tmp_path / "code-ran"
     path = tmp_path / "evil.pt"
     payload = {"format": FORMAT, "format_version": FORMAT_VERSION, "meta": _RunsCode(marker)}
     write(payload, path)
-    with pytest.raises(WeightsError, match=match) as info:
-        load_checkpoint(path)
-    assert "\n" not in str(info.value)
+    load = load_checkpoint if reader == "weights" else read_train_state
+    with pytest.raises(WeightsError, match="holds Python code, not only weights") as info:
+        load(path)
+    message = str(info.value)
+    assert "nothing in it ran" in message and "corrupt" not in message
+    assert "weights_only" not in message and "\n" not in message
     assert not marker.exists()
 
 

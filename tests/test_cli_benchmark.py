@@ -67,6 +67,14 @@ def test_usage_errors(tmp_path, tiny_checkpoint):
         bench(tiny_checkpoint, "--dataset", faces, "--json", tmp_path / "no" / "r.json"), 2
     )
     assert "does not exist" in message
+    if Path("/proc").is_dir():  # a folder not even root can write: refused before the run
+        message = assert_clean_error(bench(tiny_checkpoint, "--dataset", faces, "--json",
+                                           "/proc/x.json"), 2)  # fmt: skip
+        assert "/proc/x.json: its folder cannot be written" in message
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    message = assert_clean_error(bench(tiny_checkpoint, "--dataset", empty), 2)
+    assert "no images" in message and "--data " not in message
     result = bench(tiny_checkpoint, "--speed", "--flip-ensemble")
     assert "--flip-ensemble" in assert_clean_error(result, 2)
     result = bench(tiny_checkpoint, "--dataset", faces, "--protocol", "levin")

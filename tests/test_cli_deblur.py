@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import os
 import re
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -272,6 +274,91 @@ def test_inference_errors_fail_the_batch_on_one_line(tmp_path, tiny_checkpoint, 
     assert not (tmp_path / "out").exists() or files(tmp_path / "out") == []
 
 
+def _nan_weights(tmp_path: Path, tiny_config) -> Path:
+    from umsn_cli.nn import build_model
+    from umsn_cli.weights import save_checkpoint
+
+    model = build_model(tiny_config)
+    with torch.no_grad():
+        for p in model.parameters():
+            p.fill_(float("nan"))
+    return save_checkpoint(tmp_path / "nan.pt", model, {"note": "damaged"})
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="uses /proc, which root cannot write")
+def test_an_unwritable_output_folder_is_refused_before_the_model_loads(tmp_path, monkeypatch):
+    from umsn_cli.restorer import Restorer
+
+    monkeypatch.setattr(Restorer, "load", lambda *a, **k: pytest.fail("the model was loaded"))
+    src = save(face(128), tmp_path / "a.png")
+    result = deblur(tmp_path / "any.pt", src, "-o", "/proc/umsn-out")
+    message = assert_clean_error(result, 2)
+    assert "cannot write there" in message and "choose another output folder" in message
+
+
+@pytest.mark.parametrize("recursive", [[], ["-r"]])
+def test_a_symlink_loop_fails_alone(tmp_path, tiny_checkpoint, recursive):
+    src = tmp_path / "in"
+    save(face(128), src / "a.png")
+    (src / "b.jpg").symlink_to("c.jpg")
+    (src / "c.jpg").symlink_to("b.jpg")
+    result = deblur(tiny_checkpoint, src, "-o", tmp_path / "out", *recursive)
+    assert result.exit_code == 1 and "Traceback" not in result.output
+    failed = [line for line in result.stderr.splitlines() if line.startswith("failed:")]
+    assert len(failed) == 2 and all("a link that cannot be followed" in f for f in failed)
+    assert files(tmp_path / "out") == ["a.png"]
+
+
+def test_print0_ends_each_written_path_in_nul_and_line_breaks_are_flagged(
+    tmp_path, tiny_checkpoint
+):
+    src = tmp_path / "in"
+    save(face(128), src / "line\nbreak.png")
+    save(face(128), src / "plain.png")
+    result = deblur(tiny_checkpoint, src, "-o", tmp_path / "a", "--print0")
+    assert result.exit_code == 0, result.output
+    written = result.stdout_bytes.split(b"\0")
+    assert written[-1] == b"" and len(written) == 3
+    assert {Path(os.fsdecode(w)).name for w in written[:2]} == {"line\nbreak.png", "plain.png"}
+    plain = deblur(tiny_checkpoint, src, "-o", tmp_path / "b")
+    assert "1 file name(s) hold a line break: read them with --print0" in plain.stderr
+
+
+def test_weights_that_give_nan_are_refused_at_load(tmp_path, tiny_config):
+    src = save(face(128), tmp_path / "in" / "a.png")
+    result = deblur(_nan_weights(tmp_path, tiny_config), src, "-o", tmp_path / "out")
+    message = assert_clean_error(result)
+    assert "nan.pt" in message and "non-finite" in message and "umsn weights verify" in message
+    assert not (tmp_path / "out").exists() or files(tmp_path / "out") == []
+
+
+def test_non_finite_output_fails_its_files_and_no_black_crop_is_written(
+    tmp_path, tiny_checkpoint, monkeypatch
+):
+    """Output that turns non-finite after loading fails its batch's files, not the run."""
+    from umsn_cli.backends.cpu import CPUBackend
+
+    calls = []
+    original = CPUBackend.deblur
+
+    def nan_on_second_batch(self, images):
+        restored, probs = original(self, images)
+        calls.append(len(images))
+        # Call 1 is the self-check at load; call 2 is the first file.
+        return (restored * float("nan"), probs) if len(calls) == 2 else (restored, probs)
+
+    monkeypatch.setattr(CPUBackend, "deblur", nan_on_second_batch)
+    src = tmp_path / "in"
+    for name in ("a", "b", "c"):
+        save(face(128), src / f"{name}.png")
+    result = deblur(tiny_checkpoint, src, "-o", tmp_path / "out", "--batch-size", "1")
+    assert result.exit_code == 1 and "Traceback" not in result.output
+    failed = [line for line in result.stderr.splitlines() if line.startswith("failed:")]
+    assert len(failed) == 1 and "non-finite" in failed[0]
+    assert "2 done, 1 failed" in result.stderr
+    assert len(files(tmp_path / "out")) == 2
+
+
 # --- usage errors, backends, weights -----------------------------------------------------------
 
 
@@ -284,6 +371,8 @@ def test_inference_errors_fail_the_batch_on_one_line(tmp_path, tiny_checkpoint, 
         (["--ext", "gif"], "--ext gif"),
         (["--ext", "xyz"], "--ext xyz"),
         (["--suffix", "a/b"], "path separator"),
+        (["-v", "-q"], "--verbose and --quiet contradict each other"),
+        (["--precision", "fp16"], "--precision fp16 is for GPUs"),
     ],
 )
 def test_usage_errors_exit_2_before_anything_runs(tmp_path, tiny_checkpoint, args, needle):
@@ -418,8 +507,8 @@ def test_no_inputs_at_all_is_a_usage_error(tmp_path, tiny_checkpoint):
     assert "--example" in assert_clean_error(result, 2)
 
 
-def test_an_unwritable_cache_is_a_warning_not_a_failure(tmp_path, tiny_checkpoint, monkeypatch):
-    """The compiled-model cache only saves time: without it, warn once and go on."""
+def test_torchscript_needs_no_cache_folder(tmp_path, tiny_checkpoint, monkeypatch):
+    """The graph is compiled in memory: an unusable cache folder costs nothing."""
     not_a_folder = tmp_path / "cache-file"
     not_a_folder.write_text("")
     monkeypatch.setenv("UMSN_CACHE", str(not_a_folder))
@@ -427,9 +516,7 @@ def test_an_unwritable_cache_is_a_warning_not_a_failure(tmp_path, tiny_checkpoin
     out = tmp_path / "out"
     result = deblur(tiny_checkpoint, source, "-o", out, backend="torchscript")
     assert result.exit_code == 0, result.output
-    assert "Traceback" not in result.output
-    (line,) = [x for x in result.stderr.splitlines() if "cannot cache" in x]
-    assert str(not_a_folder) in line and "UMSN_CACHE" in line
+    assert "warning" not in result.stderr and not_a_folder.read_text() == ""
     assert files(out) == ["a.png"]
 
 
@@ -556,6 +643,19 @@ def test_skip_existing_resumes_an_interrupted_batch(tmp_path, tiny_checkpoint):
     assert plain.exit_code == 1  # without the flag, an existing output is a failure
     both = deblur(tiny_checkpoint, inputs[0], "-o", out, "--skip-existing", "--overwrite")
     assert_clean_error(both, 2)
+
+
+def test_skip_existing_skips_only_outputs_that_decode(tmp_path, tiny_checkpoint):
+    inputs = [save(face(), tmp_path / "in" / f"f{i}.png") for i in range(2)]
+    out = tmp_path / "out"
+    assert deblur(tiny_checkpoint, inputs[0], "-o", out).exit_code == 0
+    (out / "f1.png").write_bytes(b"")  # a name alone: no finished output
+    again = deblur(tiny_checkpoint, tmp_path / "in", "-o", out, "--skip-existing")
+    assert again.exit_code == 1
+    failed = [line for line in again.stderr.splitlines() if line.startswith("failed:")]
+    assert len(failed) == 1 and "f1.png exists but does not decode" in failed[0]
+    assert "0 done, 1 failed, 1 skipped" in again.stderr
+    assert (out / "f1.png").read_bytes() == b""  # left for the user to look at
 
 
 def test_shards_split_a_batch_without_overlap(tmp_path, tiny_checkpoint):

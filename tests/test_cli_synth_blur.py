@@ -159,6 +159,13 @@ def test_class_mode_blurs_only_the_class(tmp_path, label_mode, cls, value):
     assert not leftovers(out)
 
 
+def test_a_kernel_larger_than_the_image_is_warned_about(tmp_path):
+    save(face(48), tmp_path / "a.png")
+    result = synth(tmp_path / "a.png", "-o", tmp_path / "out", "--size", "61", "-v")
+    assert result.exit_code == 0, result.output
+    assert "a 61 px kernel is larger than the image (48×48)" in result.stderr
+
+
 @pytest.mark.parametrize(
     ("extra", "needle"),
     [
@@ -167,6 +174,7 @@ def test_class_mode_blurs_only_the_class(tmp_path, label_mode, cls, value):
         (["--masks", "MASKS"], "only apply to --mode class"),
         (["--mode", "shen", "--size", "13"], "--size"),
         (["--size", "14"], "odd"),
+        (["--size", "100001"], "from 3 to 255"),
         (["--mode", "wobble"], "'wobble' is not one of 'pairs', 'class', 'shen'"),
         (["--exposure", "0"], "--exposure"),
         (["--noise", "-0.1"], "--noise"),

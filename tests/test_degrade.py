@@ -74,6 +74,30 @@ def test_real_mix_covers_every_kind_in_its_shares():
     assert kernels[sharp[0], 15, 15] == 1
 
 
+def test_wide_mix_reaches_near_identity_and_severe_shake_in_its_bands():
+    mix = MIXES["wide"]
+    assert sum(mix.shares) == pytest.approx(1.0)
+    assert min(mix.motion_sizes) == 3 and max(mix.motion_sizes) == 45 and mix.support == 45
+    sizes = mix.draw_sizes(20000, np.random.default_rng(0))
+    for low, high, share in ((3, 11, 0.25), (13, 27, 0.5), (29, 45, 0.25)):
+        assert ((sizes >= low) & (sizes <= high)).mean() == pytest.approx(share, abs=0.02)
+    bank = motion_bank(mix, 40, seed=0)
+    assert bank.shape == (40, 45, 45)
+    assert torch.allclose(bank.sum((1, 2)), torch.ones(40), atol=1e-5)
+
+
+def test_the_real_mix_bank_is_unchanged_by_size_weights():
+    """Weights are drawn only where a mix has them: the real mix's bank stays the same."""
+    mix = MIXES["real"]
+    rng = np.random.default_rng([0, 1])
+    sizes = rng.choice(mix.motion_sizes, 30)
+    expected = shake_kernels(sizes, rng, mix.shake_turns, mix.dwell)
+    bank = motion_bank(mix, 30, seed=0)
+    for k, e in zip(bank, expected, strict=True):
+        o = (31 - e.shape[0]) // 2
+        np.testing.assert_array_equal(k[o : o + e.shape[0], o : o + e.shape[0]].numpy(), e)
+
+
 def test_disc_and_gaussian_kernels():
     disc = disc_kernels(torch.tensor([3.0]), 15)[0]
     assert disc[7, 7] == disc.max() and disc[7, 7 + 5] == 0 and disc[7, 7 + 3] > 0

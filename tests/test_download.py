@@ -190,7 +190,8 @@ def test_corrupt_cached_file_is_replaced(weights_server, make_entry, caplog):
     cached.write_bytes(BODY[:-1] + bytes([BODY[-1] ^ 1]))  # right size, wrong hash
     with caplog.at_level(logging.WARNING, logger="umsn_cli.weights"):
         path = store.resolve(entry)
-    assert "do not match" in caplog.text
+    assert "did not match the manifest hash" in caplog.text
+    assert "a fresh copy is needed" in caplog.text
     assert path.read_bytes() == BODY
     assert weights_server.count("/w/a.pt") == 1
     assert_clean(cache(), {entry.file: SHA})
@@ -205,6 +206,21 @@ def test_corrupt_cached_file_is_deleted_even_when_offline(make_entry, monkeypatc
     with pytest.raises(OfflineError):
         store.resolve(entry)
     assert_clean(cache())
+
+
+def test_a_damaged_cache_says_the_bundled_copy_is_used(make_entry, monkeypatch, tmp_path, caplog):
+    bundled = tmp_path / "bundled.pt"
+    bundled.write_bytes(BODY)
+    entry = make_entry(BODY, urls=("https://example.invalid/a.pt",), bundled="b/a.pt")
+    monkeypatch.setattr(store, "bundled_path", lambda e: bundled)
+    monkeypatch.setenv("UMSN_OFFLINE", "1")
+    cached = store.cached_path(entry)
+    cached.parent.mkdir(parents=True)
+    cached.write_bytes(b"garbage")
+    with caplog.at_level(logging.WARNING, logger="umsn_cli.weights"):
+        assert store.resolve(entry) == bundled
+    assert "the bundled copy is used" in caplog.text and "fresh copy" not in caplog.text
+    assert not cached.exists()
 
 
 def test_bundled_copy_is_used_and_verified(weights_server, make_entry, monkeypatch, tmp_path):

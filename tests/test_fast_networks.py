@@ -9,7 +9,7 @@ import torch
 
 from umsn_cli.nn import CONFIGS, ModelConfig, build_model, count_parameters
 from umsn_cli.nn.config import FastBNetConfig
-from umsn_cli.nn.fast import FastBNet, ResBlock
+from umsn_cli.nn.fast import FastBNet, NAFBlock, ResBlock
 from umsn_cli.nn.generator import Generator, PlainBNet
 from umsn_cli.nn.umsn import make_confidence, make_fnet, make_generator
 
@@ -93,6 +93,44 @@ def test_res_block_starts_as_identity():
     block = ResBlock(8)
     x = torch.randn(1, 8, 16, 16)
     torch.testing.assert_close(block(x), x)
+
+
+def test_naf_block_starts_as_identity_and_then_mixes_space_and_channels():
+    block = NAFBlock(8)
+    x = torch.randn(2, 8, 16, 16).contiguous(memory_format=torch.channels_last)
+    torch.testing.assert_close(block(x), x)
+    with torch.no_grad():
+        block.beta.fill_(1.0)
+        block.gamma.fill_(1.0)
+    y = block(x)
+    assert y.shape == x.shape and not torch.allclose(y, x)
+    # One pixel changed moves its 3×3 neighbours most (the depthwise convolution), and
+    # the rest of the face a little (the channel attention's global mean).
+    poked = x.clone()
+    poked[0, 0, 8, 8] += 1  # one channel: the LayerNorm would cancel a shift of all
+    change = (block(poked) - y)[0].abs().sum(0)
+    near = change[7:10, 7:10].clone()
+    change[7:10, 7:10] = 0
+    assert near.min() > change.max() > 0
+
+
+def test_naf_blocks_follow_the_residual_blocks_of_each_level(tiny_fast_config):
+    bnet_cfg = dataclasses.replace(tiny_fast_config.bnet, naf=(0, 1, 2))
+    config = dataclasses.replace(tiny_fast_config, bnet=bnet_cfg)
+    net = make_generator(dataclasses.replace(config, guided=False)).bnet
+    assert [type(b) for b in net.body] == [ResBlock, NAFBlock, NAFBlock]
+    assert [type(b) for b in net.enc2] == [ResBlock, NAFBlock]
+    assert [type(b) for b in net.dec1] == [ResBlock]
+    assert ModelConfig.from_dict(config.to_dict()) == config
+
+
+def test_the_naf_config_grows_xl_within_the_30_gflop_budget():
+    """Issue budget for the default's successors: ≤ 30 GFLOP per 128² face, S-Net included."""
+    from umsn_cli.benchmark.speed import model_gflop
+
+    xl, naf = build_model("bnet-fast-xl"), build_model("bnet-fast-xl-naf")
+    assert model_gflop(xl, 128) < model_gflop(naf, 128) <= 30
+    assert set(xl.state_dict()) < set(naf.state_dict())  # every xl weight has its place
 
 
 def test_config_round_trip_through_json_lists():

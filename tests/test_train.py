@@ -11,6 +11,7 @@ import math
 import os
 import pickle
 import re
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -361,6 +362,38 @@ def test_resume_needs_no_repeated_flags(tmp_path, dataset):
     assert torch.load(out / "last.pt", weights_only=True)["step"] == 3
 
 
+class _MinuteClock:
+    """``time`` for the training loop, whose monotonic clock moves a minute per reading."""
+
+    perf_counter = staticmethod(time.perf_counter)
+
+    def __init__(self) -> None:
+        self.minutes = 0
+
+    def monotonic(self) -> float:
+        self.minutes += 1
+        return 60.0 * self.minutes
+
+
+def test_time_limit_stops_checkpointed_and_resume_finishes(tmp_path, dataset, monkeypatch):
+    import umsn_cli.train.loop as loop
+
+    monkeypatch.setattr(loop, "time", _MinuteClock())
+    out = tmp_path / "timed"
+    # The deadline is read at minute 1 (+2.5); steps end at minutes 2, 3, 4: the third stops.
+    ok(bnet(dataset, out, "--steps", "6", "--time-limit", "2.5", "--val-every", "100"))
+    state = torch.load(out / "last.pt", weights_only=True)
+    assert state["step"] == 3
+    lines = log_lines(out)
+    assert [line["step"] for line in lines if line["kind"] == "val"] == [3]  # validated at stop
+    assert any("time limit of 2.5 min" in line.get("note", "") for line in lines)
+
+    ok(train("bnet", "--out", out, "--resume", "--time-limit", "0"))
+    assert torch.load(out / "last.pt", weights_only=True)["step"] == 6
+    steps = [line["step"] for line in log_lines(out) if line["kind"] == "train"]
+    assert steps == [1, 2, 3, 4, 5, 6]
+
+
 def test_init_starts_from_another_run(tmp_path, dataset):
     clean, tuned = tmp_path / "clean", tmp_path / "tuned"
     ok(snet(dataset, clean, "--steps", "2", "--blur", "none"))
@@ -553,6 +586,25 @@ def test_usage_errors(tmp_path, dataset):
     bad.write_text('{"stage": "snet", "out": "o", "colour": 1}')
     _fails(train("snet", "--config", bad, "--out", tmp_path / "x"), "colour")
     assert not (tmp_path / "x").exists()
+
+
+@pytest.mark.parametrize(
+    ("flags", "message"),
+    [
+        (["--lr", "-1"], "--lr must not be negative"),
+        (["--min-lr", "-1e-5"], "--min-lr must not be negative"),
+        (["--holdout", "-5"], "--holdout must not be negative"),
+        (["--kernel-bank", "0"], "--kernel-bank must be at least 1"),
+        (["--kernel-bank", "10000000"], "--kernel-bank must be at most 200,000"),
+        (["--noise", "2"], "--noise is a σ on the 0…1 scale"),
+        (["--lambda", "-0.1"], "--lambda must not be negative"),
+        (["--time-limit", "-3"], "--time-limit must be 0"),
+    ],
+)
+def test_settings_out_of_range_are_refused_before_any_work(tmp_path, dataset, flags, message):
+    out = tmp_path / "x"
+    _fails(train("bnet", "--data", dataset["data"], "--out", out, *FAST, *flags), message)
+    assert not out.exists()
 
 
 def test_existing_run_and_changed_settings_are_refused(tmp_path, dataset):

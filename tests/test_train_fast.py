@@ -185,11 +185,13 @@ def test_a_checkpoint_of_another_format_version_is_refused(tmp_path, dataset):
 
 
 def _deeper(config):
-    """``config`` with twice the residual blocks at every B-Net level."""
+    """``config`` with twice the residual blocks at every B-Net level and a NAFNet block
+    after them in the body."""
     from dataclasses import replace
 
     blocks = tuple(2 * b for b in config.bnet.blocks)
-    return replace(config, name="test-tiny-fast-deep", bnet=replace(config.bnet, blocks=blocks))
+    bnet = replace(config.bnet, blocks=blocks, naf=(0, 0, 1))
+    return replace(config, name="test-tiny-fast-deep", bnet=bnet)
 
 
 def test_a_deeper_model_grown_from_a_run_computes_what_the_run_did(tiny_fast_config):
@@ -215,6 +217,44 @@ def test_a_deeper_model_grown_from_a_run_computes_what_the_run_did(tiny_fast_con
     partial = {k: v for k, v in shallow.state_dict().items() if k != damaged}
     with pytest.raises(UsageError, match=rf"missing \['{damaged}'\]"):
         load_stage_weights(deep, partial, "damaged.pt", grow=True)
+
+
+def test_umsn_grown_from_a_plain_bnet_computes_what_the_bnet_did(tiny_fast_config):
+    """--init of the umsn stage from a plain B-Net: the streams join at zero contribution."""
+    from umsn_cli.nn import build_model
+    from umsn_cli.nn.config import plain
+    from umsn_cli.train.checkpoint import load_stage_weights
+
+    torch.manual_seed(0)
+    bnet = build_model(plain(tiny_fast_config)).eval()
+    with torch.no_grad():
+        for p in bnet.parameters():  # trained-looking weights: no block is the identity
+            p.add_(0.1 * torch.randn_like(p))
+    umsn = build_model(tiny_fast_config).eval()
+    load_stage_weights(umsn, bnet.state_dict(), "bnet.pt", grow=True)
+    x, masks = torch.rand(2, 3, 32, 32) * 2 - 1, torch.rand(2, 4, 32, 32)
+    restored = umsn.generator(x, masks)[0]
+    torch.testing.assert_close(restored, bnet.generator(x)[0])
+    assert not torch.allclose(restored, x)  # the comparison is not of two identities
+    # The streams are live: the output's gradient reaches their fusion weights.
+    restored.square().sum().backward()
+    width = tiny_fast_config.bnet.widths[1]
+    assert umsn.generator.bnet.fuse.weight.grad[:, width:].abs().sum() > 0
+
+    with pytest.raises(UsageError, match="do not fit"):  # resuming never grows
+        load_stage_weights(build_model(tiny_fast_config), bnet.state_dict(), "bnet.pt")
+
+
+def test_the_umsn_stage_starts_from_a_bnet_run(tmp_path, dataset):
+    common = ["--data", dataset["data"], "--masks", dataset["masks"], "--steps", "1", *FAST_MODEL]
+    ok(train("snet", *common, "--out", tmp_path / "snet"))
+    ok(train("bnet", *common, "--out", tmp_path / "bnet"))
+    ok(train("umsn", *common, "--out", tmp_path / "umsn", "--init", tmp_path / "bnet" / "last.pt",
+             "--snet", tmp_path / "snet" / "last.pt", "--lr", "0", "--min-lr", "0"))  # fmt: skip
+    stage = torch.load(tmp_path / "umsn" / "last.pt", weights_only=True)["stage"]
+    stem = stage["generator.bnet.stem.1.weight"]
+    assert stem.shape[1] == 4 * 7 and not stem[:, 12:].any()  # the masks start unheard
+    assert any(key.startswith("generator.fnets.3.") for key in stage)
 
 
 def test_init_trains_a_deeper_model_from_a_shallower_run(

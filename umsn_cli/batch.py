@@ -21,6 +21,7 @@ from pathlib import Path
 import numpy as np
 
 from umsn_cli.errors import ImageError, UmsnError, UsageError, one_line
+from umsn_cli.files import check_writable_folder
 from umsn_cli.images import (
     LoadedImage,
     atomic_write,
@@ -105,10 +106,16 @@ Progress = Callable[[Path], None]
 
 
 def check_output_folder(folder: Path) -> None:
-    """Refuse an output folder that is an existing file, before any work is done."""
+    """Refuse an output folder that is a file or cannot be written, before any work is done."""
     folder = Path(folder)
     if folder.exists() and not folder.is_dir():
         raise UsageError(f"-o {folder}: is a file, not a folder; give a folder for the results")
+    try:
+        check_writable_folder(folder)
+    except OSError as exc:
+        raise UsageError(
+            f"-o {folder}: cannot write there ({one_line(exc)}); choose another output folder"
+        ) from exc
 
 
 def run(
@@ -133,6 +140,10 @@ def _run_aligned(
         return
     try:
         results = _infer(restorer, options, [item.image for item in batch])
+    except UmsnError as exc:  # e.g. non-finite output: these files fail, the next go on
+        for item in batch:
+            _fail(report, item.job.source, str(exc), on_file)
+        return
     except (RuntimeError, MemoryError) as exc:
         if not _out_of_memory(exc):
             raise  # a bug, not this batch's fault: do not dress it up as a per-file failure
@@ -159,6 +170,9 @@ def _run_photo(item: _Item, restorer: Restorer, options: Options, report: Report
         # one the result is written into it, sparing a photo-sized copy.
         in_place = "compare" not in item.outputs and item.image.rgb.flags.writeable
         result = restore_photo(item.image.rgb, restorer, options.photo, in_place=in_place)
+    except UmsnError as exc:
+        _fail(report, source, str(exc), on_file)
+        return
     except (RuntimeError, MemoryError) as exc:
         if not _out_of_memory(exc):
             raise
@@ -212,6 +226,8 @@ def _batches(
             mode = _mode(image, restorer, options)
             outputs = _plan_outputs(job, image, options, mode)
             if options.skip_existing and all(t.exists() for t in outputs.values()):
+                for target in outputs.values():
+                    _check_complete(target)
                 report.skipped.append(job.source)
                 if on_file:
                     on_file(job.source)
@@ -363,6 +379,21 @@ def _save_npy(path: Path, array: np.ndarray, *, overwrite: bool) -> None:
     buffer = io.BytesIO()
     np.save(buffer, array.astype(np.float32))
     atomic_write(path, lambda fh: fh.write(buffer.getvalue()), overwrite=overwrite)
+
+
+def _check_complete(target: Path) -> None:
+    """An output ``--skip-existing`` may count as done: one that decodes. A name alone
+    proves nothing: an empty or cut file from elsewhere would be skipped for good."""
+    try:
+        if target.suffix.lower() == ".npy":
+            np.load(target, mmap_mode="r", allow_pickle=False)
+        else:
+            read_image(target)
+    except (UmsnError, OSError, ValueError) as exc:
+        raise ImageError(
+            f"{target} exists but does not decode ({one_line(exc)}); remove it, or pass "
+            "--overwrite instead of --skip-existing"
+        ) from exc
 
 
 def _exists(target: Path) -> ImageError:

@@ -71,10 +71,12 @@ class FaceSet:
 
 def list_images(folder: Path) -> list[Path]:
     if not folder.is_dir():
-        raise UsageError(f"{folder}: not a folder of face images; pass --data DIR")
+        raise UsageError(f"{folder}: not a folder; give the folder that holds the face images")
     files = sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
     if not files:
-        raise UsageError(f"{folder}: no images (.jpg, .png, …) found; pass --data DIR")
+        raise UsageError(
+            f"{folder}: no images (.jpg, .png, …) in it; give the folder that holds the faces"
+        )
     return files
 
 

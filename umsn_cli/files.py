@@ -45,8 +45,9 @@ def temporary_file(target: str | os.PathLike[str], *, overwrite: bool = True) ->
     if not overwrite and target.exists():
         raise FileExistsError(errno.EEXIST, "already exists", str(target))
     target.parent.mkdir(parents=True, exist_ok=True)
+    suffix = f".tmp{target.suffix}"
     fd, name = tempfile.mkstemp(
-        dir=target.parent, prefix=f".{target.name}.", suffix=f".tmp{target.suffix}"
+        dir=target.parent, prefix=_temp_prefix(target.name, suffix), suffix=suffix
     )
     os.close(fd)
     tmp = Path(name)
@@ -61,6 +62,37 @@ def temporary_file(target: str | os.PathLike[str], *, overwrite: bool = True) ->
             _link_no_clobber(tmp, target)
     finally:
         tmp.unlink(missing_ok=True)
+
+
+#: The longest file name most file systems take, in bytes (ext4, XFS, APFS, NTFS in UTF-16).
+NAME_MAX = 255
+_RANDOM = 8  # the characters mkstemp puts between prefix and suffix
+
+
+def _temp_prefix(name: str, suffix: str) -> str:
+    """``.NAME.`` with NAME shortened so that the temp name fits in :data:`NAME_MAX` bytes:
+    a legal target name of 250 bytes must not fail for its hidden temp name's sake."""
+    room = NAME_MAX - len(os.fsencode(suffix)) - _RANDOM - 2
+    encoded = os.fsencode(name)
+    if len(encoded) > room:
+        name = encoded[:room].decode("utf-8", errors="ignore")  # never half a character
+    return f".{name}."
+
+
+def check_writable_folder(folder: str | os.PathLike[str]) -> None:
+    """Raise the ``OSError`` that writing into ``folder`` would meet, before any work.
+
+    The folder may not exist yet: then its nearest existing parent must take the new
+    folder. A probe file is created and removed, since permission bits do not tell
+    (root, read-only mounts, ACLs).
+    """
+    folder = Path(folder).absolute()
+    existing = next(p for p in (folder, *folder.parents) if p.exists())
+    if not existing.is_dir():
+        raise NotADirectoryError(errno.ENOTDIR, "not a folder", str(existing))
+    fd, name = tempfile.mkstemp(dir=existing, prefix=".umsn-write-check.")
+    os.close(fd)
+    os.unlink(name)
 
 
 def write_bytes(target: str | os.PathLike[str], data: bytes, *, overwrite: bool = True) -> None:

@@ -13,7 +13,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from umsn_cli.errors import UsageError
+from umsn_cli.errors import UsageError, one_line
 
 #: Suffixes a directory walk or a glob picks up (compared case-insensitively).
 IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".tif", ".tiff", ".bmp", ".webp", ".gif"})
@@ -57,13 +57,18 @@ def expand_inputs(
             if missing is None:
                 raise
             problems.append((Path(item), str(exc)))
-    if problems and not pairs:
+    unique: dict[Path, tuple[Path, Path]] = {}
+    for file, base in sorted(pairs):  # the same file reached twice keeps its first spelling
+        try:
+            resolved = file.resolve()
+        except (OSError, RuntimeError) as exc:  # a symbolic link loop (RuntimeError < 3.13)
+            problems.append((file, f"{file}: a link that cannot be followed ({one_line(exc)})"))
+            continue
+        unique.setdefault(resolved, (file, base))
+    if problems and (missing is None or not unique):
         raise UsageError(problems[0][1])
     if missing is not None:
         missing += problems
-    unique: dict[Path, tuple[Path, Path]] = {}
-    for file, base in sorted(pairs):  # the same file reached twice keeps its first spelling
-        unique.setdefault(file.resolve(), (file, base))
     return sorted(unique.values())
 
 

@@ -2,7 +2,9 @@
 
 Everything lives under one cache root (platformdirs' user cache dir, or
 ``$UMSN_CACHE``) so that one variable moves or isolates all of it: downloaded and
-imported weights, and compiled TorchScript graphs.
+imported weights. Compiled TorchScript graphs are no longer kept there (see
+:mod:`umsn_cli.backends.torchscript`); ``umsn weights verify`` removes those that
+older versions left.
 """
 
 from __future__ import annotations
@@ -19,5 +21,5 @@ def cache_root() -> Path:
 
 
 def graph_cache_dir() -> Path:
-    """Where compiled TorchScript graphs are kept (handed to the backend that makes them)."""
+    """Where umsn up to 0.1.0.dev0 kept compiled TorchScript graphs (now only cleaned)."""
     return cache_root() / "torchscript"

@@ -18,9 +18,9 @@ import torch
 from umsn_cli.aligned import probs_at_source_size, restored_at_source_size, to_model_input
 from umsn_cli.backends import Backend, BackendInfo
 from umsn_cli.backends.registry import choose_backend
+from umsn_cli.errors import WeightsError
 from umsn_cli.images import LoadedImage
 from umsn_cli.nn import UMSN
-from umsn_cli.paths import graph_cache_dir
 from umsn_cli.weights import load_model
 from umsn_cli.weights.download import TransferProgress
 from umsn_cli.weights.manifest import DEFAULT_MODEL
@@ -69,14 +69,42 @@ class Restorer:
         """
         runner_class = choose_backend(backend, device, precision)  # before any download
         network, sha256 = load_model(model, offline=offline, progress=progress)
-        runner = runner_class(
-            network,
-            weights_key=sha256,
-            device=device,
-            precision=precision,
-            cache_dir=graph_cache_dir(),
+        runner = runner_class(network, weights_key=sha256, device=device, precision=precision)
+        restorer = cls(network, runner, model, flip_ensemble)
+        restorer.self_check()
+        return restorer
+
+    def self_check(self) -> None:
+        """Refuse weights that cannot restore a face: one probe image, before any input.
+
+        Damaged weights (NaN, say) load without complaint and write black crops; a
+        forward pass on a fixed, textured probe that comes back non-finite or flat
+        tells them apart at once, for the price of one face.
+        """
+        size = self.input_size
+        ramp = torch.linspace(0, 1, size)
+        probe = torch.stack(
+            [
+                ramp[None, :].expand(size, size),
+                ramp[:, None].expand(size, size),
+                ((ramp[None, :] * 7).sin() * (ramp[:, None] * 5).cos() + 1) / 2,
+            ]
         )
-        return cls(network, runner, model, flip_ensemble)
+        restored, _ = self.backend.deblur(probe[None])
+        self._check_output(restored)
+        if float(restored.std()) < 1e-4:
+            raise WeightsError(
+                f"{self.model_ref}: the weights turn a test face into a flat image; they are "
+                "damaged: check them with `umsn weights verify` or choose other --model weights"
+            )
+
+    def _check_output(self, restored: torch.Tensor) -> None:
+        if not bool(torch.isfinite(restored).all()):
+            raise WeightsError(
+                f"{self.model_ref}: the weights give non-finite pixels (NaN or infinity); they "
+                "are damaged: check them with `umsn weights verify` or choose other --model "
+                "weights"
+            )
 
     @property
     def info(self) -> BackendInfo:
@@ -92,6 +120,7 @@ class Restorer:
             mirrored, mirrored_probs = self.backend.deblur(inputs.flip(-1))
             restored = (restored + mirrored.flip(-1)) / 2
             probs = (probs + mirrored_probs.flip(-1)) / 2
+        self._check_output(restored)  # never written as black pixels
         return [
             Restored(
                 rgb=restored_at_source_size(restored[i], inputs[i], im.rgb),

@@ -29,7 +29,6 @@ from umsn_cli.backends.cpu import has_native_bf16
 from umsn_cli.backends.registry import check_settings, choose_backend
 from umsn_cli.errors import BackendUnavailableError, UsageError
 from umsn_cli.nn import UMSN, count_parameters
-from umsn_cli.paths import graph_cache_dir
 from umsn_cli.weights.download import TransferProgress
 
 log = logging.getLogger(__name__)
@@ -209,9 +208,8 @@ def measure_speed(
     for name in names:
         say(f"preparing backend {name}")
         backend = create_backend(
-            name, model, weights_key=weights_key, device=device, precision=precision,
-            cache_dir=graph_cache_dir(),  # as deblur runs: compiled graphs reused
-        )  # fmt: skip
+            name, model, weights_key=weights_key, device=device, precision=precision
+        )
         info = backend.info
         if info.device not in peaks:
             say(f"measuring the matmul peak of {info.device}")

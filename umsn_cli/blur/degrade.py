@@ -8,9 +8,13 @@ proportions a training batch covers these, and :func:`degrade` applies one draw 
 to every face of a batch, on whole tensors, with one ``torch.Generator`` (so a resumed
 run draws the same sequence).
 
-Two mixes are named in :data:`MIXES`: ``motion``, the paper's (camera-shake kernels
+Three mixes are named in :data:`MIXES`: ``motion``, the paper's (camera-shake kernels
 13–29 px and gaussian noise only, what ``umsn-lite.celebamask-v1`` was trained with),
-and ``real`` (the shares below, the default for new training runs).
+``real`` (shake 5–31 px, defocus, gaussian blur, noise and JPEG: what the default
+weights up to ``wild-v9`` were trained with, and the default for training runs) and
+``wide``, which stretches ``real`` at both ends: near-identity and mild blur, so that a
+nearly sharp face is restored rather than smoothed, and severe shake up to 45 px on a
+128² face, with a quarter of the shake kernels in each end band.
 """
 
 from __future__ import annotations
@@ -51,6 +55,8 @@ class DegradationMix:
     shot_max: float  # shot-noise variance per unit of intensity, ~ U(0, shot_max)
     jpeg_share: float  # share of samples re-compressed as JPEG after blur and noise
     jpeg_quality: tuple[int, int]  # JPEG quality, uniform integer in this range
+    # How likely each of ``motion_sizes`` is drawn (relative weights); empty: all alike.
+    motion_size_weights: tuple[float, ...] = ()
 
     @property
     def shares(self) -> tuple[float, float, float, float]:
@@ -65,6 +71,28 @@ class DegradationMix:
     def with_noise_max(self, noise_max: float) -> DegradationMix:
         return replace(self, noise_max=noise_max)
 
+    def draw_sizes(self, count: int, rng: np.random.Generator) -> np.ndarray:
+        """``count`` camera-shake kernel sizes, by :attr:`motion_size_weights`."""
+        if not self.motion_size_weights:  # the draw the older mixes' banks were made with
+            return rng.choice(self.motion_sizes, count)
+        p = np.asarray(self.motion_size_weights, dtype=np.float64)
+        return rng.choice(self.motion_sizes, count, p=p / p.sum())
+
+
+def _banded(bands: list[tuple[range, float]]) -> tuple[tuple[int, ...], tuple[float, ...]]:
+    """Kernel sizes and weights such that each band of sizes gets its share in all."""
+    sizes = tuple(s for band, _ in bands for s in band)
+    weights = tuple(share / len(band) for band, share in bands for _ in band)
+    return sizes, weights
+
+
+# wide: a quarter of the shake kernels mild or near the identity (3–11 px), half the
+# sizes of the test protocols (13–27 px), a quarter severe (29–45 px, with turns and
+# dwell); more sharp faces, and defocus and gaussian blur from nearly nothing.
+_WIDE_SIZES, _WIDE_WEIGHTS = _banded(
+    [(range(3, 12, 2), 0.25), (range(13, 28, 2), 0.5), (range(29, 46, 2), 0.25)]
+)
+
 
 MIXES: dict[str, DegradationMix] = {
     "motion": DegradationMix(
@@ -77,6 +105,12 @@ MIXES: dict[str, DegradationMix] = {
         motion=0.70, defocus=0.15, gaussian=0.10, sharp=0.05,
         motion_sizes=tuple(range(5, 32, 2)), shake_turns=1.0, dwell=1.0,
         defocus_radius=(1.0, 6.0), gaussian_sigma=(0.5, 3.0),
+        noise_max=0.03, shot_share=0.5, shot_max=1e-3, jpeg_share=0.6, jpeg_quality=(60, 95),
+    ),
+    "wide": DegradationMix(
+        motion=0.70, defocus=0.12, gaussian=0.08, sharp=0.10,
+        motion_sizes=_WIDE_SIZES, motion_size_weights=_WIDE_WEIGHTS, shake_turns=1.0, dwell=1.0,
+        defocus_radius=(0.5, 6.0), gaussian_sigma=(0.3, 3.0),
         noise_max=0.03, shot_share=0.5, shot_max=1e-3, jpeg_share=0.6, jpeg_quality=(60, 95),
     ),
 }  # fmt: skip
@@ -134,7 +168,7 @@ def motion_bank(mix: DegradationMix, count: int, seed: int) -> torch.Tensor:
     from umsn_cli.blur.kernels import random_kernels
 
     rng = np.random.default_rng([seed, 1])
-    sizes = rng.choice(mix.motion_sizes, count)
+    sizes = mix.draw_sizes(count, rng)
     kernels: list[np.ndarray] = []
     for start in range(0, count, 2000):  # bounded memory: 2000 trajectories at a time
         chunk = sizes[start : start + 2000]

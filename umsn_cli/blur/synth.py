@@ -53,6 +53,11 @@ _TILE = 128
 _GAP = 4
 
 
+#: The largest kernel ``--size`` takes: wider than any camera shake on a face photo, and
+#: its trajectories (and the blur of a big photo) still take seconds, not gigabytes.
+MAX_KERNEL_SIZE = 255
+
+
 @dataclass(frozen=True)
 class SynthOptions:
     """What to synthesise; impossible combinations are refused on construction."""
@@ -81,8 +86,10 @@ class SynthOptions:
         if self.size is not None:
             if self.mode == "shen":
                 raise UsageError("--size does not apply to --mode shen (sizes 13, 15, …, 27)")
-            if self.size < 3 or self.size % 2 == 0:
-                raise UsageError(f"--size {self.size}: give an odd kernel size, 3 or more")
+            if self.size < 3 or self.size % 2 == 0 or self.size > MAX_KERNEL_SIZE:
+                raise UsageError(
+                    f"--size {self.size}: give an odd kernel size from 3 to {MAX_KERNEL_SIZE}"
+                )
         if self.kernels is not None:
             if self.size is not None:
                 raise UsageError("--size applies to generated kernels; drop it or --kernels")
@@ -434,6 +441,12 @@ def _synthesise(
     sharp8 = quantise(image.rgb)
     sharp = sharp8.astype(np.float32) / 255
     mask = _class_mask(plan, job, sharp8.shape[:2], warnings) if options.mode == "class" else None
+    longest = kernel.shape[0] if kernel is not None else max(b.size for b in plan.bank or [])
+    if longest > min(sharp8.shape[:2]):
+        warnings.append(
+            f"a {longest} px kernel is larger than the image ({sharp8.shape[1]}×"
+            f"{sharp8.shape[0]}): its blur is mostly the repeated edge"
+        )
     report.warnings.extend((job.source, w) for w in warnings)
 
     rel = plan.relative(job)

@@ -6,6 +6,7 @@ from __future__ import annotations
 import functools
 import inspect
 import io
+import os
 import sys
 import tempfile
 from collections.abc import Callable
@@ -24,6 +25,7 @@ from umsn_cli.cli._common import (
     progress_bar,
     report_problems,
     transfer_bar,
+    warn,
     with_parameters,
 )
 from umsn_cli.errors import ImageError, UsageError
@@ -96,6 +98,14 @@ Shard = Annotated[
         show_default=False,
     ),
 ]
+Print0 = Annotated[
+    bool,
+    typer.Option(
+        "--print0",
+        help="Print the files written to stdout ending in NUL, not newline (for xargs -0), "
+        "also on a terminal.",
+    ),
+]
 Example = Annotated[
     bool,
     typer.Option(
@@ -137,6 +147,7 @@ class BatchRun:
     quiet: bool
     skip_existing: bool
     shard: str | None
+    print0: bool
 
 
 # Their command-line form, in the order ``--help`` lists them: the command's own options
@@ -158,6 +169,7 @@ def _batch_options(
     quiet: Quiet = False,
     skip_existing: SkipExisting = False,
     shard: Shard = None,
+    print0: Print0 = False,
 ) -> None: ...
 
 
@@ -189,6 +201,8 @@ def run_batch(task: str, run: BatchRun, *, flip_ensemble: bool = False, **option
     from umsn_cli.restorer import Restorer
 
     # Every usage mistake is reported before the (slow) model load.
+    if run.verbose and run.quiet:
+        raise UsageError("--verbose and --quiet contradict each other: give one of them")
     settings = batch.Options(
         task=task, overwrite=run.overwrite, batch_size=run.batch_size,
         skip_existing=run.skip_existing, **options,
@@ -235,7 +249,10 @@ def run_batch(task: str, run: BatchRun, *, flip_ensemble: bool = False, **option
                 sys.stdout.buffer.write(report.written[0].read_bytes())
                 sys.stdout.buffer.flush()
             return
-    _summarise(task, report, output, verbose=run.verbose or len(jobs) == 1, quiet=run.quiet)
+    _summarise(
+        task, report, output, verbose=run.verbose or len(jobs) == 1, quiet=run.quiet,
+        print0=run.print0,
+    )  # fmt: skip
 
 
 def _check_pipe(task: str, items: list[str], to_stdout: bool, *, example: bool, settings) -> None:
@@ -270,13 +287,26 @@ def _stdin_to_file(folder: Path) -> Path:
 
 
 def _summarise(
-    task: str, report: Report, output: Path, *, verbose: bool, quiet: bool, paths: bool = True
+    task: str,
+    report: Report,
+    output: Path,
+    *,
+    verbose: bool,
+    quiet: bool,
+    paths: bool = True,
+    print0: bool = False,
 ) -> None:
-    # Piped (`umsn deblur … | xargs …`): stdout carries the files written, one per line;
-    # everything for people stays on stderr.
-    if paths and not out_console.is_terminal:
+    # Piped (`umsn deblur … | xargs …`): stdout carries the files written, one per line
+    # (or NUL-ended with --print0); everything for people stays on stderr.
+    if paths and print0:
+        sys.stdout.buffer.write(b"".join(os.fsencode(p) + b"\0" for p in report.written))
+        sys.stdout.buffer.flush()
+    elif paths and not out_console.is_terminal:
         for path in report.written:
             typer.echo(str(path))
+        broken = sum("\n" in str(p) for p in report.written)
+        if broken:
+            warn(f"{broken} file name(s) hold a line break: read them with --print0")
     if quiet:
         report_problems([], report.failed, verbose=False)
     else:

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from rich.markup import escape
 from rich.table import Table
 
 from umsn_cli.cli import _batch as opt
@@ -108,6 +109,8 @@ def verify(
     ] = None,
 ) -> None:
     """Re-hash the local weights files; exit 1 if any is damaged."""
+    if ref is None:
+        _remove_compiled_graphs()
     checks = _local_files(ref)
     if not checks:
         if ref is not None:
@@ -123,11 +126,10 @@ def verify(
         bad += not ok
         status = "[green]OK[/]" if ok else "[red]BAD[/]"
         out_console.print(f"{status}  {ident}  {file}", markup=True)
-    bad += _verify_compiled() if ref is None else 0
     if bad:
         raise WeightsError(
             f"{bad} local file(s) are damaged; run `umsn weights fetch ID` to replace "
-            "downloaded weights, or import imported ones again (compiled graphs are rebuilt)"
+            "downloaded weights, or import imported ones again"
         )
 
 
@@ -145,20 +147,20 @@ def import_(
     )
 
 
-def _verify_compiled() -> int:
-    """Check the compiled-graph cache; a damaged graph is removed (it is rebuilt on use)."""
-    from umsn_cli.backends.torchscript import cache_is_intact, cached_graphs
+def _remove_compiled_graphs() -> None:
+    """Remove the compiled graphs older versions kept: umsn never loads them now, and a
+    graph planted there (with a forged hash record) is reported, not trusted."""
     from umsn_cli.paths import graph_cache_dir
 
-    bad = 0
-    for graph in cached_graphs(graph_cache_dir()):
-        ok = cache_is_intact(graph)
-        if not ok:
-            graph.unlink(missing_ok=True)
-            bad += 1
-        status = "[green]OK[/]" if ok else "[red]BAD[/] (removed: compiled again on next use)"
-        out_console.print(f"{status}  compiled graph  {graph}", markup=True)
-    return bad
+    folder = graph_cache_dir()
+    for file in sorted(folder.iterdir()) if folder.is_dir() else []:
+        if file.is_file():
+            file.unlink(missing_ok=True)
+            out_console.print(
+                f"[yellow]REMOVED[/]  compiled graph  {escape(str(file))} (never loaded: umsn "
+                "compiles in memory)",
+                markup=True,
+            )
 
 
 def _local_files(ref: str | None) -> list[tuple[str, Path, str, int]]:

@@ -8,6 +8,7 @@ state (a uint8 tensor) for the same reason: a numpy RNG state would need pickle.
 from __future__ import annotations
 
 import os
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -16,17 +17,22 @@ from torch import nn
 
 from umsn_cli.errors import UsageError, WeightsError, one_line
 from umsn_cli.files import temporary_file
-from umsn_cli.nn.fast import ResBlock
+from umsn_cli.nn.fast import NAFBlock, ResBlock
 from umsn_cli.train.config import TrainConfig
 from umsn_cli.train.ema import WeightAverage
+from umsn_cli.weights.checkpoint import refused_code
 
 FORMAT = "umsn-train"
 FORMAT_VERSION = 1
-# Settings a resumed run may change: how long it runs and how often it reports.
+# Settings a resumed run may change: how long it runs (in steps and in minutes) and how
+# often it reports.
 # The weight average may start or change on resume: it never alters the raw weights.
 # Precision and compilation are how this machine computes the same step: a run moved
 # to a CPU without bf16 in hardware goes on in fp32 rather than emulated bf16.
-_RESUMABLE = {"steps", "log_every", "val_every", "ckpt_every", "out", "ema", "precision", "compile"}
+_RESUMABLE = {
+    "steps", "time_limit", "log_every", "val_every", "ckpt_every", "out", "ema", "precision",
+    "compile",
+}  # fmt: skip
 
 
 def save_train_state(
@@ -71,8 +77,14 @@ def _read(path: Path) -> Any:
     if not path.is_file():
         raise UsageError(f"{path}: no such training checkpoint")
     try:
-        return torch.load(path, map_location="cpu", weights_only=True)
+        with warnings.catch_warnings():
+            # Legacy (non-zip) pickles trigger a protocol notice that is noise to a user.
+            warnings.filterwarnings("ignore", message="Detected pickle protocol")
+            return torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:
+        refused = refused_code(path, exc)
+        if refused:
+            raise refused from exc
         raise WeightsError(f"{path}: not a readable training checkpoint ({one_line(exc)})") from exc
 
 
@@ -162,12 +174,23 @@ def load_stage_weights(
     With ``grow`` (``--init``), whole residual blocks the checkpoint lacks may be missing
     too: they start as the identity, so a deeper network of the same widths (e.g.
     ``umsn-fast-large`` from a ``umsn-fast`` run) starts out computing exactly what the
-    checkpoint computed, and training goes on from there.
+    checkpoint computed, and training goes on from there. The same holds for the
+    umsn stage started from a plain B-Net of the fast family: see
+    :func:`_streams_at_zero`.
     """
-    result = stage.load_state_dict(state, strict=False)
+    grown: set[str] = set()
+    if grow and _plain_into_guided(stage, state):
+        state, grown = _streams_at_zero(stage, state)
+    try:
+        result = stage.load_state_dict(state, strict=False)
+    except RuntimeError as exc:  # a tensor of another shape: another model or stage
+        raise UsageError(
+            f"{source}: its weights do not fit this stage ({one_line(exc)}); start from a "
+            "run of the same stage and model"
+        ) from exc
     missing = [k for k in result.missing_keys if not k.startswith("vgg.")]
     if grow:
-        missing = sorted(set(missing) - _new_identity_blocks(stage, state))
+        missing = sorted(set(missing) - _new_identity_blocks(stage, state) - grown)
     if missing or result.unexpected_keys:
         raise UsageError(
             f"{source}: its weights do not fit this stage (missing {missing[:3]}, "
@@ -181,6 +204,55 @@ def _new_identity_blocks(stage: nn.Module, state: dict[str, torch.Tensor]) -> se
     weight at all (a block missing only some of its weights is damage, not growth)."""
     grown: set[str] = set()
     for name, module in stage.named_modules():
-        if isinstance(module, ResBlock) and not any(k.startswith(name + ".") for k in state):
+        if isinstance(module, ResBlock | NAFBlock) and not any(
+            k.startswith(name + ".") for k in state
+        ):
             grown.update(f"{name}.{key}" for key in module.state_dict())
     return grown
+
+
+# The guided B-Net's parts that a plain B-Net lacks or holds narrower (umsn_cli.nn.fast).
+_STEM = "generator.bnet.stem.1.weight"
+_FUSE = "generator.bnet.fuse"
+
+
+def _plain_into_guided(stage: nn.Module, state: dict[str, torch.Tensor]) -> bool:
+    """Whether ``state`` is a plain fast B-Net and ``stage`` trains the guided one."""
+    own = stage.state_dict()
+    return (
+        f"{_FUSE}.weight" in own
+        and f"{_FUSE}.weight" not in state
+        and not any(k.startswith("generator.fnets.") for k in state)
+        and _STEM in state
+        and state[_STEM].shape[1] < own[_STEM].shape[1]
+    )
+
+
+def _streams_at_zero(
+    stage: nn.Module, state: dict[str, torch.Tensor]
+) -> tuple[dict[str, torch.Tensor], set[str]]:
+    """A plain B-Net's weights grown into the whole UMSN generator, computing exactly what
+    the B-Net computed: the paper's streams join a trained B-Net instead of a fresh one.
+
+    - The stem's new input channels (the masks, after the image's in the pixel-unshuffled
+      order) get zero weights.
+    - The fusion of the class features at H/4 is the identity on the B-Net's own features
+      and zero on the four streams'.
+    - The F-Nets and the confidence network start fresh: the zero fusion weights keep the
+      streams out of the output at step 0, and their gradients grow them in.
+    - The S-Net comes from ``--snet``, loaded after this.
+
+    Returns the grown state and the names of the weights it leaves to those.
+    """
+    own = stage.state_dict()
+    state = dict(state)
+    stem = torch.zeros_like(own[_STEM])
+    stem[:, : state[_STEM].shape[1]] = state[_STEM]
+    state[_STEM] = stem
+    fuse = torch.zeros_like(own[f"{_FUSE}.weight"])
+    width = fuse.shape[0]
+    fuse[:, :width, 0, 0] = torch.eye(width)
+    state[f"{_FUSE}.weight"] = fuse
+    state[f"{_FUSE}.bias"] = torch.zeros_like(own[f"{_FUSE}.bias"])
+    fresh = {k for k in own if k.startswith(("generator.fnets.", "confidence.", "snet."))}
+    return state, fresh

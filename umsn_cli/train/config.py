@@ -21,6 +21,8 @@ if TYPE_CHECKING:
 STAGES = values(StageName)
 PRECISIONS = values(TrainPrecision)
 LOSSES = values(TrainLoss)
+#: The most kernels a run's bank may hold (float32 kernels of 45² pixels: 1.6 GB).
+MAX_KERNEL_BANK = 200_000
 #: The stages that restore images: they alone take --loss mse/psnr and --export.
 GENERATOR_STAGES = ("umsn", "bnet")
 
@@ -40,8 +42,9 @@ class TrainConfig:
     out: str  # run folder: checkpoints, log, pictures
     model: str = _flag(
         "umsn-lite",
-        "Model configuration: umsn-lite, umsn-fast, umsn-fast-large, umsn-fast-xl, umsn (the "
-        "paper's), or bnet-fast, bnet-fast-large, bnet-fast-xl (their plain B-Net).",
+        "Model configuration: umsn-lite, umsn-fast, umsn-fast-large, umsn-fast-xl, "
+        "umsn-fast-xl-naf, umsn (the paper's), or bnet-fast, bnet-fast-large, bnet-fast-xl, "
+        "bnet-fast-xl-naf (their plain B-Net).",
         flag=("--model", "-m"),
     )
     data: str = _flag("", "Folder of aligned sharp faces.")
@@ -87,9 +90,14 @@ class TrainConfig:
         (), "umsn: a trained F-Net checkpoint; four, m1 to m4.", flag="--fnet"
     )
     # umsn_cli.blur.degrade.MIXES: "real" (camera shake with turns and uneven speed
-    # 5–31 px, defocus, gaussian blur, shot noise, JPEG) or "motion" (the paper's
-    # camera-shake kernels 13–29 px, what umsn-lite was trained on).
-    degradation: str = _flag("real", "Training blur: real (shake, defocus, noise, JPEG) or motion.")
+    # 5–31 px, defocus, gaussian blur, shot noise, JPEG), "wide" (the same from
+    # near-identity to 45 px shake) or "motion" (the paper's camera-shake kernels
+    # 13–29 px, what umsn-lite was trained on).
+    degradation: str = _flag(
+        "real",
+        "Training blur: real (shake 5–31 px, defocus, noise, JPEG), wide (the same from "
+        "near-identity to 45 px shake) or motion (the paper's kernels).",
+    )
     noise_max: float = _flag(
         0.03, "Training noise σ ~ U(0, NOISE) on the [0, 1] scale.", flag="--noise"
     )
@@ -119,6 +127,12 @@ class TrainConfig:
     grad_clip: float = _flag(0.0, "Clip the gradient norm to this (0: off).")
     # umsn_cli.train.ema; 0.999 averages about the last 1000 steps.
     ema: float = _flag(0.999, "Decay of the weight average validated and exported (0: off).")
+    # A wall-clock budget: equal-time A/Bs, a lent GPU's minutes, a session's end. The
+    # run stops as if it had reached --steps early (checkpoint, validation), and
+    # --resume continues it on the same learning-rate schedule.
+    time_limit: float = _flag(
+        0.0, "Stop after this many minutes of this invocation, checkpointed (0: no limit)."
+    )
     log_every: int = _flag(10, "Steps between log lines.")
     val_every: int = _flag(250, "Steps between validations.")
     ckpt_every: int = _flag(100, "Steps between checkpoints.")
@@ -203,9 +217,23 @@ class TrainConfig:
                 raise UsageError("--extra-share needs --extra-data (the faces it shares out)")
             if not 0 < self.extra_share < 1:
                 raise UsageError("--extra-share must be above 0 and below 1")
+        if self.time_limit < 0:
+            raise UsageError("--time-limit must be 0 (no limit) or a number of minutes")
         if not 0 <= self.ema < 1:
             raise UsageError("--ema must be at least 0 and below 1 (0: no weight average)")
-        for name in ("steps", "batch_size", "log_every", "val_every", "ckpt_every"):
+        for name in ("steps", "batch_size", "log_every", "val_every", "ckpt_every", "kernel_bank"):
             if getattr(self, name) < 1:
                 raise UsageError(f"--{name.replace('_', '-')} must be at least 1")
+        # Checked here, not where the loop first uses them: after seconds of loading faces.
+        for name in ("lr", "min_lr", "warmup", "holdout", "grad_clip", "perceptual_weight"):
+            if getattr(self, name) < 0:
+                raise UsageError(f"--{name.replace('_', '-')} must not be negative")
+        if self.confidence_lambda < 0:
+            raise UsageError("--lambda must not be negative")
+        for flag, sigma in (("--noise", self.noise_max), ("--val-noise", self.val_noise)):
+            if not 0 <= sigma <= 1:
+                raise UsageError(f"{flag} is a σ on the 0…1 scale: give a value from 0 to 1")
+        # The bank is held in memory: 25,000 kernels of the wide mix take 200 MB.
+        if self.kernel_bank > MAX_KERNEL_BANK:
+            raise UsageError(f"--kernel-bank must be at most {MAX_KERNEL_BANK:,}")
         return self

@@ -183,6 +183,7 @@ def train(cfg: TrainConfig, resume: bool = False, progress: Progress | None = No
     stage.train()
     step = start
     lr_scale = rollback_lr_scale(history)
+    deadline = time.monotonic() + 60 * cfg.time_limit if cfg.time_limit > 0 else math.inf
     while step < cfg.steps:
         lr = learning_rate(cfg, step) * lr_scale
         for group in optimizer.param_groups:
@@ -214,12 +215,19 @@ def train(cfg: TrainConfig, resume: bool = False, progress: Progress | None = No
         for k, v in {"loss": loss.detach(), **terms}.items():
             sums[k] = sums.get(k, 0.0) + float(v)
         step = done = step + 1
-        checkpoint = done % cfg.ckpt_every == 0 or done == cfg.steps
+        # Out of time: this step ends the run as the last of --steps would (all ranks agree).
+        final = done == cfg.steps or _any_rank(time.monotonic() > deadline, rank, device)
+        checkpoint = done % cfg.ckpt_every == 0 or final
         # Every rank's sampler state goes into last.pt (a collective: all ranks gather).
         rng_states = _sampler_states(sampler, rank, device) if checkpoint else None
         if not rank.main:
+            if final:
+                break
             continue
-        if done % cfg.log_every == 0 or done == cfg.steps:
+        if final and done < cfg.steps:
+            note = f"time limit of {cfg.time_limit:g} min reached; --resume continues"
+            _log(out, history, {"kind": "note", "step": done, "note": note})
+        if done % cfg.log_every == 0 or final:
             elapsed = time.perf_counter() - clock
             line = {k: v / window for k, v in sums.items()}
             line.update(kind="train", step=done, lr=lr,
@@ -228,7 +236,7 @@ def train(cfg: TrainConfig, resume: bool = False, progress: Progress | None = No
             if progress:
                 progress(done, cfg.steps, line)
             clock, window, sums = time.perf_counter(), 0, {}
-        if done % cfg.val_every == 0 or done == cfg.steps:
+        if done % cfg.val_every == 0 or final:
             stage.eval()
             with average.applied() if average is not None else nullcontext():
                 scores = stage.validate(val)
@@ -248,6 +256,8 @@ def train(cfg: TrainConfig, resume: bool = False, progress: Progress | None = No
                 out / "last.pt", cfg, stage, optimizer, sampler, history, done, rng_states,
                 average,
             )  # fmt: skip
+        if final:
+            break
     if rank.world > 1:
         _log_rank_checksums(stage, rank, out, history)
     return out / "last.pt"

@@ -196,17 +196,68 @@ def _read(path: Path) -> Any:
         problem = "does not exist" if missing else f"cannot be read ({exc.strerror or exc})"
         raise WeightsError(f"checkpoint {path} {problem}; check the path") from exc
     except pickle.UnpicklingError as exc:
-        # Safe loading refuses any global it does not know: name it, it shows the intent.
-        refused = re.search(r"Unsupported global: GLOBAL (\S+)", str(exc))
+        refused = refused_code(path, exc)
         if refused:
-            raise WeightsError(
-                f"{path} is not a umsn checkpoint: it holds pickled Python objects "
-                f"({refused[1]}) that safe loading refuses to run; do not load it otherwise"
-            ) from exc
+            raise refused from exc
         raise _corrupt(path) from exc
     except Exception as exc:
         # torch reports a damaged file as RuntimeError, KeyError, EOFError, ... by format.
         raise _corrupt(path) from exc
+
+
+def refused_code(path: str | os.PathLike[str], exc: BaseException) -> WeightsError | None:
+    """The error for a file that safe loading refused because it calls Python code (a
+    pickle that imports and calls something), else None: damage stays damage.
+
+    torch words the refusal with advice to load the file unsafely; a user needs to hear
+    the opposite: the file is not weights, nothing in it ran, and it should stay unloaded.
+    """
+    text = str(exc)
+    if "Weights only load failed" not in text and "Unsupported global" not in text:
+        return None
+    named = re.search(r"GLOBAL (\S+)", text)  # what it would have called, e.g. posix.system
+    if named is None and not _pickle_calls(Path(path)):
+        return None
+    shown = f" ({named[1]})" if named else ""
+    return WeightsError(
+        f"{path} holds Python code, not only weights{shown}: it was refused and nothing in "
+        "it ran; do not load it with other tools unless you trust where it came from"
+    )
+
+
+#: Modules a weights pickle may import from: the ones torch's own files name.
+_DATA_MODULES = {"torch", "collections", "_codecs", "numpy"}
+
+
+def _pickle_calls(path: Path) -> bool:
+    """Whether the pickle in ``path`` (raw, or a torch zip's data.pkl) imports anything
+    outside the modules weights files use, read with ``pickletools``, which parses the
+    opcodes and runs none of them."""
+    import pickletools
+    import zipfile
+
+    try:
+        if zipfile.is_zipfile(path):
+            with zipfile.ZipFile(path) as archive:
+                name = next(n for n in archive.namelist() if n.endswith("data.pkl"))
+                data = archive.read(name)
+        else:
+            data = path.read_bytes()
+        strings: list[str] = []
+        for op, arg, _ in pickletools.genops(data):
+            if isinstance(arg, str):
+                strings.append(arg)
+            if op.name == "GLOBAL":  # arg: "module name"
+                module = str(arg).split(" ")[0]
+            elif op.name == "STACK_GLOBAL" and len(strings) >= 2:  # the last two strings
+                module = strings[-2]
+            else:
+                continue
+            if module.split(".")[0] not in _DATA_MODULES:
+                return True
+    except Exception:  # not a readable pickle at all: damage, not code
+        return False
+    return False
 
 
 def _corrupt(path: Path) -> WeightsError:

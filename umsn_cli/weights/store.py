@@ -131,21 +131,26 @@ def find_local(entry: WeightsEntry) -> Path | None:
     installation.
     """
     cached = cached_path(entry)
-    if cached.is_file():
-        if file_matches(cached, entry):
-            return cached
-        log.warning(
-            "cached weights %s do not match the manifest hash; deleted them, a fresh copy "
-            "will be fetched",
-            cached,
-        )
+    damaged_cache = cached.is_file() and not file_matches(cached, entry)
+    if cached.is_file() and not damaged_cache:
+        return cached
+    if damaged_cache:
         cached.unlink(missing_ok=True)
     bundled = bundled_path(entry)
+    found = None
     if bundled is not None and bundled.is_file():
         if file_matches(bundled, entry):
-            return bundled
-        log.warning("bundled weights %s are damaged; reinstall umsn", bundled)
-    return None
+            found = bundled
+        else:
+            log.warning("bundled weights %s are damaged; reinstall umsn", bundled)
+    if damaged_cache:  # say what happens instead, which depends on what is at hand
+        instead = "the bundled copy is used" if found else "a fresh copy is needed"
+        log.warning(
+            "cached weights %s did not match the manifest hash and were deleted; %s",
+            cached,
+            instead,
+        )
+    return found
 
 
 def file_matches(path: Path, entry: WeightsEntry) -> bool:
