@@ -213,3 +213,20 @@ def test_present_files_match_their_entry(entry):
         model, _ = load_checkpoint(path)
         assert model.config == get_config(entry.config)
         assert count_parameters(model) == entry.num_params
+
+
+def test_the_manifest_and_weights_list_load_no_torch():
+    """Reading the manifest needs no torch (seconds to import): `umsn weights list` stays
+    quick. Checked in a fresh interpreter, since this one has torch loaded already."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys\n"
+        "from umsn_cli.weights.manifest import load_manifest\n"
+        "import umsn_cli.cli.weights\n"
+        "load_manifest()\n"
+        "assert 'torch' not in sys.modules, 'torch was imported'\n"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr

@@ -1,12 +1,35 @@
-"""The UMSN networks (spec §2–§6): plain PyTorch modules, no I/O."""
+"""The UMSN networks (spec §2–§6): plain PyTorch modules, no I/O.
 
-from umsn_cli.nn.bnet import BNet
-from umsn_cli.nn.confidence import ConfidenceNet
+The configurations are plain data and import no torch, so that what only reads them
+(``umsn weights list``, the manifest) starts in a fraction of a second; the modules
+are imported on first use of their names.
+"""
+
+from importlib import import_module
+from typing import Any
+
 from umsn_cli.nn.config import CONFIGS, BNetConfig, FNetConfig, ModelConfig, SNetConfig, get_config
-from umsn_cli.nn.fnet import FNet
-from umsn_cli.nn.generator import Generator
-from umsn_cli.nn.snet import NUM_CLASSES, SNet
-from umsn_cli.nn.umsn import UMSN, build_model, count_parameters, inference_parameters
+
+#: The torch modules this package exports, by the module that defines each.
+_LAZY = {
+    "BNet": "bnet",
+    "ConfidenceNet": "confidence",
+    "FNet": "fnet",
+    "Generator": "generator",
+    "NUM_CLASSES": "snet",
+    "SNet": "snet",
+    "UMSN": "umsn",
+    "build_model": "umsn",
+    "count_parameters": "umsn",
+    "inference_parameters": "umsn",
+}
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        return getattr(import_module(f"umsn_cli.nn.{_LAZY[name]}"), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
 
 __all__ = [
     "CONFIGS",
