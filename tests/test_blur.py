@@ -1,4 +1,4 @@
-"""Boracchi–Foi kernels and the border-safe blur (spec §9)."""
+"""Boracchi–Foi kernels and the border-safe blur (docs/method.md, Blur synthesis)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""The ``fast`` family (spec §12): same method and call signatures, CPU-friendly blocks."""
+"""The ``fast`` family (docs/method.md, The CPU family): the method in CPU-friendly blocks."""
 
 from __future__ import annotations
 

@@ -6,7 +6,7 @@ folder is read once through :func:`umsn_cli.images.read_image` (so EXIF orientat
 and 16-bit files are honoured as in ``deblur``) and kept as uint8 arrays; a cache file
 under the cache root makes later runs start in seconds. Each stored face covers
 :data:`MARGIN` times the canonical framing (the centre ``crop`` fraction of the source
-image, see spec §1), so a sampler can jitter scale and position around it;
+image, see docs/method.md, Conventions), so a sampler can jitter scale and position around it;
 :meth:`FaceSet.canonical` gives the framing itself.
 """
 

@@ -1,4 +1,4 @@
-"""Face-parsing labels → the four UMSN classes (spec §1, data README).
+"""Face-parsing labels → the four UMSN classes (docs/method.md, Conventions; data README).
 
 UMSN groups labels into m1 background, m2 face skin, m3 facial features, m4 hair.
 This maps the 19 CelebAMask-HQ labels. Eyeglasses (label 3) go to m3, the features:

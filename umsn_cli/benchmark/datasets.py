@@ -38,8 +38,8 @@ _BLUR_DIRS = ("blur", "blurry")
 _SHARP_DIRS = ("gt", "sharp")
 _LABEL_DIRS = ("labels", "masks")
 
-#: Helen's 11 face-parsing labels → the four UMSN classes (spec §1): 0 background,
-#: 1 skin, 2–9 brows, eyes, nose and lips (features), 10 hair.
+#: Helen's 11 face-parsing labels → the four UMSN classes (docs/method.md, Conventions):
+#: 0 background, 1 skin, 2–9 brows, eyes, nose and lips (features), 10 hair.
 HELEN_TO_UMSN = np.array([0, 1, 2, 2, 2, 2, 2, 2, 2, 2, 3], dtype=np.uint8)
 
 

@@ -1,4 +1,6 @@
-"""Random camera-shake blur kernels after Boracchi and Foi (IEEE TIP 2012), spec §9.
+"""Random camera-shake blur kernels after Boracchi and Foi (IEEE TIP 2012).
+
+See docs/method.md, Blur synthesis.
 
 A kernel is the exposure-weighted path of a point light under a shaking camera. The
 path is a particle in the complex plane with inertia: it keeps its speed (so the

@@ -1,4 +1,6 @@
-"""Blurry/sharp training and test pairs from sharp faces (``umsn synth-blur``, spec §9).
+"""Blurry/sharp training and test pairs from sharp faces (``umsn synth-blur``).
+
+The kernels: docs/method.md, Blur synthesis.
 
 Three modes:
 

@@ -1,4 +1,4 @@
-"""The UMSN networks (spec §2–§6): plain PyTorch modules, no I/O.
+"""The UMSN networks (docs/method.md): plain PyTorch modules, no I/O.
 
 The configurations are plain data and import no torch, so that what only reads them
 (``umsn weights list``, the manifest) starts in a fraction of a second; the modules

@@ -1,4 +1,6 @@
-"""Building blocks shared by S-Net, F-Net, B-Net and the confidence network (spec §2).
+"""Building blocks shared by S-Net, F-Net, B-Net and the confidence network.
+
+See docs/method.md, Building blocks.
 
 All convolutions are pre-activation (norm → ReLU → conv). The dense bottleneck block
 returns ``concat(input, new)`` so features accumulate; a transition squeezes the

@@ -1,4 +1,4 @@
-"""B-Net and the UMSN generator: the second stage (spec §5).
+"""B-Net and the UMSN generator: the second stage (docs/method.md, B-Net and the generator).
 
 B-Net takes the blurry image, its half-resolution copy, the four soft masks and the
 four class features, and predicts a residual that is subtracted from the blurry

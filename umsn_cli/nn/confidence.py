@@ -1,4 +1,4 @@
-"""The confidence network CN (spec §6), used only in training.
+"""The confidence network CN (docs/method.md, Confidence network), used only in training.
 
 For each class i it looks at the masked output and the masked sharp target and says
 how confident the reconstruction of that class is: C_i in (0, 1). The loss weights

@@ -1,9 +1,9 @@
 """Model configurations: one architecture, several widths.
 
-``umsn`` is the paper-size model (spec §3–§5); ``umsn-lite`` keeps every stage and
-connection but is narrower, so that it trains and runs on a 2-core CPU. A config is
-plain data: it is saved inside every checkpoint and rebuilt from there, so a
-checkpoint always knows the exact network it belongs to.
+``umsn`` is the paper-size model (docs/method.md: S-Net, F-Nets, B-Net); ``umsn-lite``
+keeps every stage and connection but is narrower, so that it trains and runs on a
+2-core CPU. A config is plain data: it is saved inside every checkpoint and rebuilt
+from there, so a checkpoint always knows the exact network it belongs to.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from umsn_cli.contract import InputContract
 
 @dataclass(frozen=True)
 class SNetConfig:
-    """S-Net widths (spec §3): three scales, dense bottleneck blocks, BatchNorm."""
+    """S-Net widths (docs/method.md, S-Net): three scales, dense bottleneck blocks, BatchNorm."""
 
     width: int = 64  # channels carried between blocks (after each transition)
     stem_growth: int = 61  # first block: 3 → 3 + stem_growth channels at full resolution
@@ -27,7 +27,7 @@ class SNetConfig:
 
 @dataclass(frozen=True)
 class FNetConfig:
-    """F-Net-i widths (spec §4): one per class, two scales."""
+    """F-Net-i widths (docs/method.md, F-Nets): one per class, two scales."""
 
     width: int = 16  # the class feature f_i has this many channels at H/2
     stem_growth: int = 24  # first block: 4 → 4 + stem_growth channels at full resolution
@@ -36,7 +36,7 @@ class FNetConfig:
 
 @dataclass(frozen=True)
 class BNetConfig:
-    """B-Net widths (spec §5): the second stage that fuses everything."""
+    """B-Net widths (docs/method.md, B-Net and the generator): the second stage."""
 
     width: int = 64  # channels of the H/2 body
     full_growth: int = 64  # growth of the two full-resolution blocks
@@ -71,8 +71,8 @@ class FastBNetConfig:
     naf: tuple[int, int, int] = (0, 0, 0)  # NAFNet blocks after each level's residual blocks
 
 
-#: Each family's part configs: "dense" is the paper's building block (spec §2), "fast"
-#: the CPU-throughput blocks of spec §12.
+#: Each family's part configs: "dense" is the paper's building block, "fast" the
+#: CPU-throughput blocks (docs/method.md: Building blocks, The CPU family).
 FAMILIES: dict[str, dict[str, type]] = {
     "dense": {"snet": SNetConfig, "fnet": FNetConfig, "bnet": BNetConfig},
     "fast": {"snet": FastSNetConfig, "fnet": FastFNetConfig, "bnet": FastBNetConfig},
@@ -159,8 +159,8 @@ UMSN_LITE = ModelConfig(
     confidence_width=8,
 )
 
-# The CPU-throughput family (spec §12, umsn_cli.nn.fast): widths chosen by measuring
-# the whole bf16 training step against the matmul peak of the same run
+# The CPU-throughput family (docs/method.md, The CPU family; umsn_cli.nn.fast): widths
+# chosen by measuring the whole bf16 training step against the matmul peak of the same run
 # (benchmarks/train_step_cost.py) and inference at batch 1 against the 60 ms budget.
 UMSN_FAST = ModelConfig(
     name="umsn-fast",

@@ -267,11 +267,11 @@ class FastBNet(ResidualUNet):
 
 
 class FastConfidenceNet(nn.Module):
-    """CN (spec §6) on the masked pairs at half size, folded 2×: one confidence per class.
+    """CN on the masked pairs at half size, folded 2×: one confidence per class.
 
     A confidence is one number per class and image, so CN needs no full-resolution
     detail; it runs on four masked pairs per image, so the half-size input keeps it
-    from costing as much as the generator.
+    from costing as much as the generator (docs/method.md, Confidence network).
     """
 
     def __init__(self, width: int) -> None:

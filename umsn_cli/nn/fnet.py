@@ -1,4 +1,4 @@
-"""F-Net-i: the first stage, one network per semantic class (spec §4).
+"""F-Net-i: the first stage, one network per semantic class (docs/method.md, F-Nets).
 
 Each F-Net sees the blurry image with one class's soft mask and learns features for
 that class alone (face skin, hair, ... blur differently and need different priors).

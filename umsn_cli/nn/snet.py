@@ -1,4 +1,4 @@
-"""S-Net: segments a *blurry* face into the four UMSN classes (spec §3).
+"""S-Net: segments a *blurry* face into the four UMSN classes (docs/method.md, S-Net).
 
 Three scales (H, H/2, H/4). The half-resolution copy of the image joins after the
 first down step; dilated blocks widen the receptive field at H/4; skips bring the

@@ -1,4 +1,4 @@
-"""The training losses of spec §3, §4 and §7, as plain functions of tensors.
+"""The training losses of docs/method.md (S-Net, F-Nets, Losses), as plain functions of tensors.
 
 Images are in [-1, 1] (the networks' range); masks are soft, N×4×H×W. Every L1 term
 is a mean over pixels, so weights mean the same thing at any image size.

@@ -4,7 +4,7 @@ A stage owns its networks and knows how to score them. Its ``forward`` takes a b
 and returns (loss, terms): that way DistributedDataParallel, which syncs gradients
 only for calls through its own forward, wraps a whole stage at once.
 
-- ``snet``  S-Net on clean or blurred faces (spec §3).
+- ``snet``  S-Net on clean or blurred faces (docs/method.md, S-Net).
 - ``fnet``  one F-Net-i with its image head, on faces blurred only inside class i (§4).
 - ``umsn``  the generator end to end with the confidence network, S-Net frozen (§5–§7).
 - ``bnet``  the plain B-Net ablation: no masks, no F-Nets, no confidence network.
@@ -147,7 +147,7 @@ class FNetStage(Stage):
         self.weight = cfg.perceptual_weight
 
     def sample(self, sampler: Sampler, batch_size: int) -> Batch:
-        """Faces blurred only inside this stream's class (spec §4)."""
+        """Faces blurred only inside this stream's class (docs/method.md, F-Nets)."""
         return sampler.sample(batch_size, "class", self.index)
 
     def validation_set(self, cfg: TrainConfig, holdout: FaceSet | None) -> ValidationSet:

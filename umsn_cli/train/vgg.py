@@ -4,7 +4,7 @@
 VGG16 weights as a pickle of numpy arrays. A pickle can run arbitrary code when
 loaded, so it is read with an unpickler that resolves only the three numpy names a
 plain array needs and refuses everything else. Only the first two convolutions are
-kept: relu1_2 is all the perceptual loss uses (spec §7).
+kept: relu1_2 is all the perceptual loss uses (docs/method.md, Losses).
 """
 
 from __future__ import annotations
