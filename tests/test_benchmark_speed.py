@@ -147,3 +147,29 @@ def test_unknown_backend_is_a_usage_error_before_anything_is_timed(tiny_model, m
 def test_impossible_settings_are_usage_errors(tiny_model, options):
     with pytest.raises(UsageError):
         quick(tiny_model, **options)
+
+
+def test_rows_report_the_spread_and_flag_unstable_timings():
+    from umsn_cli.backends.base import BackendInfo
+
+    info = BackendInfo("cpu", "cpu", "float32")
+    peak = MatmulPeak("cpu", 1.0, None)
+    steady = speed._row(info, 2, 32, [0.010, 0.011, 0.012], None, 1.0, peak)
+    assert steady.ms_per_face == pytest.approx(5.5) and steady.spread == pytest.approx(1.2)
+    assert not steady.unstable
+    busy = speed._row(info, 2, 32, [0.010, 0.011, 2.221], None, 1.0, peak)
+    assert busy.ms_per_face == pytest.approx(5.5) and busy.unstable  # the median holds
+    too_fast = speed._row(info, 1, 32, [0.0005] * 3, None, 1.0, peak)  # 2 TFLOP/s of 1
+    assert too_fast.fraction_of_peak == pytest.approx(2.0) and too_fast.unstable
+
+
+def test_warm_up_goes_on_until_the_time_settles(monkeypatch):
+    """One-off costs that take several calls (1.0, 0.5, 0.3 s …) are not timed."""
+    calls = iter([1.0, 0.5, 0.3, 0.11, 0.1, 0.1, 0.1, 0.1])
+    monkeypatch.setattr(speed, "_timed", lambda fn, device: next(calls))
+
+    class Backend:
+        device = torch.device("cpu")
+
+    times, _ = speed._time_deblur(Backend(), 1, 8, repeats=3, warmup=2)
+    assert times == [0.1, 0.1, 0.1]  # warm-up ran past its 2 calls: 1.0 … 0.1

@@ -115,6 +115,7 @@ def speed_table(report: SpeedReport) -> Table:
             "peak MiB",
             "GFLOP/face",
             "of peak",
+            "spread",
         ],
         [],
     )
@@ -130,6 +131,7 @@ def speed_table(report: SpeedReport) -> Table:
                 "—" if r.peak_memory_mib is None else f"{r.peak_memory_mib:.0f}",
                 f"{r.gflop_per_face:.2f}",
                 "—" if r.fraction_of_peak is None else f"{r.fraction_of_peak:.0%}",
+                f"{r.spread:.2f}×" + (" unstable" if r.unstable else ""),
             ]
         )
     return table

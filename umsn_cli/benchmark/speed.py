@@ -70,6 +70,10 @@ class SpeedRow:
     peak_memory_mib: float | None
     gflop_per_face: float
     fraction_of_peak: float | None
+    spread: float = 1.0  # the slowest timed run over the fastest
+    #: Runs that differ by more than 2×, or faster than the peak: another process had
+    #: the cores, and the row says little.
+    unstable: bool = False
 
 
 @dataclass
@@ -217,9 +221,9 @@ def measure_speed(
         for batch in batches:
             for size in sizes:
                 say(f"timing {info.name} ({info.dtype}) at batch {batch}, {size}×{size}")
-                seconds, memory = _time_deblur(backend, batch, size, repeats, warmup)
+                times, memory = _time_deblur(backend, batch, size, repeats, warmup)
                 report.rows.append(
-                    _row(info, batch, size, seconds, memory, gflop[size], peaks[info.device])
+                    _row(info, batch, size, times, memory, gflop[size], peaks[info.device])
                 )
     report.peaks = list(peaks.values())
     return report
@@ -265,23 +269,36 @@ def _select_backends(
     return usable, skipped
 
 
+#: Warm-up goes on until two calls in a row differ by less than this fraction …
+SETTLED = 0.2
+#: … or this many times the warm-up asked for have run.
+MAX_WARMUP_FACTOR = 4
+#: Timed runs that differ by more than this factor make a row unstable.
+UNSTABLE_SPREAD = 2.0
+
+
 def _time_deblur(
     backend: Backend, batch: int, size: int, repeats: int, warmup: int
-) -> tuple[float, float | None]:
-    """The median seconds of one ``deblur`` call, and the peak memory of the timed calls.
+) -> tuple[list[float], float | None]:
+    """The seconds of each timed ``deblur`` call, and the peak memory of those calls.
 
     The warm-up calls absorb one-off costs (allocator growth, oneDNN primitive
-    creation, cuDNN autotuning, the TorchScript profiling runs); the median ignores
-    the odd run slowed down by another process.
+    creation, cuDNN autotuning, the TorchScript profiling runs); they go on past
+    ``warmup`` until the time settles, as some of those costs take several calls.
     """
     generator = torch.Generator().manual_seed(0)
     images = torch.rand(batch, 3, size, size, generator=generator)
-    for _ in range(warmup):
-        backend.deblur(images)
+    previous = None
+    for done in range(MAX_WARMUP_FACTOR * max(warmup, 1)):
+        took = _timed(lambda: backend.deblur(images), backend.device)
+        settled = previous is not None and abs(took - previous) <= SETTLED * previous
+        if done + 1 >= warmup and settled:
+            break
+        previous = took
     tracked = _reset_peak_memory(backend.device)
     times = [_timed(lambda: backend.deblur(images), backend.device) for _ in range(repeats)]
     memory = _peak_memory_mib(backend.device) if tracked else None
-    return statistics.median(times), memory
+    return times, memory
 
 
 def _reset_peak_memory(device: torch.device) -> bool:
@@ -326,14 +343,18 @@ def _row(
     info: BackendInfo,
     batch: int,
     size: int,
-    seconds: float,
+    times: list[float],
     memory: float | None,
     gflop: float,
     peak: MatmulPeak,
 ) -> SpeedRow:
-    seconds_per_face = seconds / batch
+    """A row from the timed runs: their median (the odd run slowed by another process
+    counts for little), and how far apart they were."""
+    seconds_per_face = statistics.median(times) / batch
     peak_tflops = peak.tflops(info.dtype)
     achieved_tflops = gflop / seconds_per_face / 1e3
+    fraction = achieved_tflops / peak_tflops if peak_tflops else None
+    spread = max(times) / min(times)
     return SpeedRow(
         backend=info.name,
         device=info.device,
@@ -344,7 +365,9 @@ def _row(
         faces_per_second=1 / seconds_per_face,
         peak_memory_mib=memory,
         gflop_per_face=gflop,
-        fraction_of_peak=achieved_tflops / peak_tflops if peak_tflops else None,
+        fraction_of_peak=fraction,
+        spread=spread,
+        unstable=spread > UNSTABLE_SPREAD or (fraction is not None and fraction > 1),
     )
 
 

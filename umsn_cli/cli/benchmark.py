@@ -225,6 +225,11 @@ def _speed(outputs: _Outputs, *, model: str, backend: str, offline: bool, **sett
     )
     table = report.speed_table(result)
     _show(report, table)
+    if any(row.unstable for row in result.rows):
+        warn(
+            "some rows are unstable (timed runs over 2× apart, or above the matmul peak): "
+            "another process had the cores; rerun them on a quiet machine"
+        )
     outputs.write(result.to_dict(), report.to_markdown([table], outputs.command))
 
 
