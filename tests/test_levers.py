@@ -1,0 +1,71 @@
+"""The lever A/B records and the page rendered from them (docs/levers.md)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from umsn_cli.benchmark.levers import BANDS, band_scores, load_levers, record_arm, render
+from umsn_cli.train.report import training_hours
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def _bench(blurry: float, restored: float) -> dict:
+    """The part of a ``umsn benchmark --json`` file the lever table reads."""
+    row = {"psnr_blurry": blurry, "psnr": restored}
+    return {
+        "count": 200,
+        "overall": row,
+        "by_size": {"15": {"psnr_blurry": blurry, "psnr": restored + 0.5}, "13": row},
+        "command": "umsn benchmark …",
+    }
+
+
+def test_band_scores_keep_the_overall_and_the_gain_of_each_size_in_order():
+    scores = band_scores(_bench(23.0, 27.25))
+    assert scores["blurry"] == 23.0 and scores["restored"] == 27.25 and scores["images"] == 200
+    assert list(scores["gain_by_size"].items()) == [("13", 4.25), ("15", 4.75)]
+
+
+def test_recorded_arms_render_as_rows_with_their_training_and_bands(tmp_path):
+    lever = tmp_path / "levers" / "mix.json"
+    lever.parent.mkdir()
+    lever.write_text(
+        json.dumps({"title": "Blur mix", "question": "Q?", "start": "w", "budget": "b"})
+    )
+    run = tmp_path / "run"
+    run.mkdir()
+    log = [
+        {"kind": "train", "step": 10, "steps_per_hour": 100.0},
+        {"kind": "train", "step": 20, "steps_per_hour": 100.0},
+        {"kind": "val", "step": 20, "psnr": 27.4567},
+    ]
+    (run / "log.jsonl").write_text("".join(json.dumps(line) + "\n" for line in log))
+    bench = tmp_path / "b.json"
+    bench.write_text(json.dumps(_bench(23.0, 27.0)))
+    record_arm(lever, "control", "", run, {"shen": bench})
+    record_arm(lever, "wide", "--degradation wide", run, {"shen": bench, "mild": bench})
+    record_arm(lever, "wide", "--degradation wide", run, {"shen": bench})  # replaces, not adds
+    arms = json.loads(lever.read_text())["arms"]
+    assert [a["name"] for a in arms] == ["control", "wide"]
+    hours = training_hours(log).hours  # how the README counts hours, stalls discounted
+    assert arms[0]["training"] == {"steps": 20, "hours": round(hours, 3), "val_psnr": 27.457}
+    assert hours > 0
+
+    page = render(load_levers(lever.parent))
+    rows = [line for line in page.splitlines() if line.startswith("| Blur mix")]
+    assert len(rows) == 2
+    assert rows[1].split(" | ")[1:6] == ["wide (`--degradation wide`)", "20", f"{hours:.2f}",
+                                        "27.457", "27.00 (+4.00)"]  # fmt: skip
+    assert rows[1].count("–") == len(BANDS) - 1  # the bands it was not scored on
+    assert "13 px +4.00, 15 px +4.50" in page
+
+
+def test_the_committed_lever_page_is_rendered_from_the_records():
+    """docs/levers.md is regenerated, never edited: it matches its records exactly."""
+    records = load_levers(ROOT / "docs" / "results" / "levers")
+    assert records, "no lever records under docs/results/levers"
+    assert (ROOT / "docs" / "levers.md").read_text() == render(records), (
+        "docs/levers.md is stale: run python benchmarks/levers.py render"
+    )
