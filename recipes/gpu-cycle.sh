@@ -33,7 +33,7 @@ RUN=${RUN:-/tmp/umsn-gpu-run}
 [ -d "$PACK/celeba" ] || { echo "no $PACK: run python recipes/gpu_pack.py here and carry it" >&2; exit 2; }
 mkdir -p "$OUT"
 # The GPU machine's Python has torch and the rest; the wheels bring what it lacks.
-python3 -m pip install -q --no-index --no-deps --no-compile --target /tmp/umsn-site "$PACK"/wheels/*.whl
+python3 -m pip install -q --no-index --no-deps --no-compile --upgrade --target /tmp/umsn-site "$PACK"/wheels/*.whl
 export PYTHONPATH="/tmp/umsn-site:$PWD${PYTHONPATH:+:$PYTHONPATH}" PYTHONUNBUFFERED=1 UMSN_OFFLINE=1
 python3 -c "import torch; print('torch', torch.__version__, 'cuda', torch.cuda.is_available())"
 
