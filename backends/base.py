@@ -76,7 +76,6 @@ class Backend(ABC):
         self.weights_key = weights_key
         self.cache_dir = cache_dir
         self.device = torch.device(device or self.default_device())
-        check_precision_on(self.device, precision)
         self.dtype = _DTYPES[precision] if precision != "auto" else self.auto_dtype(self.device)
 
     @classmethod

@@ -41,7 +41,12 @@ def choose_backend(name: str, device: str | None = None, precision: str = "auto"
     Malformed settings are :class:`UsageError`\ s rather than errors from inside torch.
     """
     check_settings(device, precision)
-    backends = discover_backends()
+    cls = _pick(name, discover_backends(), device)
+    check_precision_on(device or cls.default_device(), precision)
+    return cls
+
+
+def _pick(name: str, backends: dict[str, type[Backend]], device: str | None) -> type[Backend]:
     if name == "auto":
         usable = [c for c in backends.values() if c.unavailable_reason(device) is None]
         if not usable:
@@ -49,9 +54,7 @@ def choose_backend(name: str, device: str | None = None, precision: str = "auto"
             raise BackendUnavailableError(
                 f"no inference backend can run{where}; choose another --device (e.g. cpu)"
             )
-        chosen = max(usable, key=lambda c: c.priority)
-        check_precision_on(device or chosen.default_device(), precision)
-        return chosen
+        return max(usable, key=lambda c: c.priority)
     if name not in backends:
         known = ", ".join(["auto", *backends])
         raise UsageError(f"unknown backend {name!r}; choose one of: {known}")
@@ -62,7 +65,6 @@ def choose_backend(name: str, device: str | None = None, precision: str = "auto"
             f"backend {name!r} cannot run here: {reason}; choose another with --backend "
             "(or --backend auto)"
         )
-    check_precision_on(device or cls.default_device(), precision)
     return cls
 
 

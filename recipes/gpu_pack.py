@@ -35,14 +35,15 @@ MISSING_ON_GPU = ("platformdirs",)
 QUALITY = 93
 
 
-def shrink(source: Path, target: Path, side: int | None) -> int:
-    """``source`` as a JPEG at ``target`` (resized to ``side``² when given); its bytes."""
+def jpeg(source: Path, side: int | None = None) -> bytes:
+    """``source`` encoded as JPEG at :data:`QUALITY`, resized to ``side``² when given."""
+    buffer = io.BytesIO()
     with Image.open(source) as image:
         rgb = image.convert("RGB")
         if side is not None and rgb.size != (side, side):
             rgb = rgb.resize((side, side), Image.Resampling.LANCZOS)
-        rgb.save(target, "JPEG", quality=QUALITY)
-    return target.stat().st_size
+        rgb.save(buffer, "JPEG", quality=QUALITY)
+    return buffer.getvalue()
 
 
 def pack_folder(images: list[Path], out: Path, side: int | None, budget: int) -> int:
@@ -52,19 +53,15 @@ def pack_folder(images: list[Path], out: Path, side: int | None, budget: int) ->
     for path in images:
         if used >= budget:
             break
-        used += shrink(path, out / f"{path.stem}.jpg", side)
+        data = jpeg(path, side)
+        (out / f"{path.stem}.jpg").write_bytes(data)
+        used += len(data)
     return used
 
 
 def jpeg_size(images: list[Path]) -> float:
     """The mean size of ``images`` as JPEG at :data:`QUALITY`, in bytes."""
-    total = 0
-    for path in images:
-        buffer = io.BytesIO()
-        with Image.open(path) as image:
-            image.convert("RGB").save(buffer, "JPEG", quality=QUALITY)
-        total += buffer.tell()
-    return total / max(1, len(images))
+    return sum(len(jpeg(path)) for path in images) / max(1, len(images))
 
 
 def spread(items: list[Path], count: int) -> list[Path]:

@@ -133,16 +133,15 @@ def benchmark(
     umsn benchmark --dataset faces/ --crop 0.75 --markdown results.md;
     umsn benchmark --speed
     """
-    for path in (json_file, markdown, picture):
-        if path is not None and not path.parent.is_dir():
+    for path in (p for p in (json_file, markdown, picture) if p is not None):
+        if not path.parent.is_dir():
             raise UsageError(f"{path}: its folder does not exist; create it first")
-        if path is not None:
-            try:  # found now, not after the whole run
-                check_writable_folder(path.parent)
-            except OSError as exc:
-                raise UsageError(
-                    f"{path}: its folder cannot be written ({one_line(exc)}); choose another"
-                ) from exc
+        try:  # found now, not after the whole run
+            check_writable_folder(path.parent)
+        except OSError as exc:
+            raise UsageError(
+                f"{path}: its folder cannot be written ({one_line(exc)}); choose another"
+            ) from exc
     outputs = _Outputs(json_file, markdown, picture, command_line(ctx))
     if speed and flip_ensemble:
         raise UsageError(

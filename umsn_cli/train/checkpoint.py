@@ -8,7 +8,6 @@ state (a uint8 tensor) for the same reason: a numpy RNG state would need pickle.
 from __future__ import annotations
 
 import os
-import warnings
 from pathlib import Path
 from typing import Any
 
@@ -20,7 +19,7 @@ from umsn_cli.files import temporary_file
 from umsn_cli.nn.fast import NAFBlock, ResBlock
 from umsn_cli.train.config import TrainConfig
 from umsn_cli.train.ema import WeightAverage
-from umsn_cli.weights.checkpoint import refused_code
+from umsn_cli.weights.checkpoint import load_weights_only
 
 FORMAT = "umsn-train"
 FORMAT_VERSION = 1
@@ -77,14 +76,10 @@ def _read(path: Path) -> Any:
     if not path.is_file():
         raise UsageError(f"{path}: no such training checkpoint")
     try:
-        with warnings.catch_warnings():
-            # Legacy (non-zip) pickles trigger a protocol notice that is noise to a user.
-            warnings.filterwarnings("ignore", message="Detected pickle protocol")
-            return torch.load(path, map_location="cpu", weights_only=True)
+        return load_weights_only(path)
+    except WeightsError:
+        raise
     except Exception as exc:
-        refused = refused_code(path, exc)
-        if refused:
-            raise refused from exc
         raise WeightsError(f"{path}: not a readable training checkpoint ({one_line(exc)})") from exc
 
 

@@ -184,6 +184,23 @@ def load_checkpoint(path: str | os.PathLike[str]) -> tuple[UMSN, dict[str, Any]]
 
 def _read(path: Path) -> Any:
     """``torch.load`` in safe mode, with every failure turned into one actionable line."""
+    try:
+        return load_weights_only(path)
+    except WeightsError:
+        raise
+    except OSError as exc:
+        missing = isinstance(exc, FileNotFoundError)
+        problem = "does not exist" if missing else f"cannot be read ({exc.strerror or exc})"
+        raise WeightsError(f"checkpoint {path} {problem}; check the path") from exc
+    except Exception as exc:
+        # torch reports a damaged file as RuntimeError, KeyError, EOFError, ... by format.
+        raise _corrupt(path) from exc
+
+
+def load_weights_only(path: str | os.PathLike[str]) -> Any:
+    """``torch.load(weights_only=True)`` for every file umsn reads (weights and training
+    checkpoints): a file that would import and call Python code raises a
+    :class:`WeightsError` saying so; other failures propagate as torch raised them."""
     import torch
 
     try:
@@ -191,21 +208,14 @@ def _read(path: Path) -> Any:
             # Legacy (non-zip) pickles trigger a protocol notice that is noise to a user.
             warnings.filterwarnings("ignore", message="Detected pickle protocol")
             return torch.load(path, map_location="cpu", weights_only=True)
-    except OSError as exc:
-        missing = isinstance(exc, FileNotFoundError)
-        problem = "does not exist" if missing else f"cannot be read ({exc.strerror or exc})"
-        raise WeightsError(f"checkpoint {path} {problem}; check the path") from exc
     except pickle.UnpicklingError as exc:
-        refused = refused_code(path, exc)
+        refused = _refused_code(path, exc)
         if refused:
             raise refused from exc
-        raise _corrupt(path) from exc
-    except Exception as exc:
-        # torch reports a damaged file as RuntimeError, KeyError, EOFError, ... by format.
-        raise _corrupt(path) from exc
+        raise
 
 
-def refused_code(path: str | os.PathLike[str], exc: BaseException) -> WeightsError | None:
+def _refused_code(path: str | os.PathLike[str], exc: BaseException) -> WeightsError | None:
     """The error for a file that safe loading refused because it calls Python code (a
     pickle that imports and calls something), else None: damage stays damage.
 

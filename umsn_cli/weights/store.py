@@ -131,26 +131,28 @@ def find_local(entry: WeightsEntry) -> Path | None:
     installation.
     """
     cached = cached_path(entry)
-    damaged_cache = cached.is_file() and not file_matches(cached, entry)
-    if cached.is_file() and not damaged_cache:
+    if cached.is_file() and file_matches(cached, entry):
         return cached
-    if damaged_cache:
+    bundled = _verified_bundled(entry)
+    if cached.is_file():  # damaged: say what happens instead, which depends on the bundle
         cached.unlink(missing_ok=True)
-    bundled = bundled_path(entry)
-    found = None
-    if bundled is not None and bundled.is_file():
-        if file_matches(bundled, entry):
-            found = bundled
-        else:
-            log.warning("bundled weights %s are damaged; reinstall umsn", bundled)
-    if damaged_cache:  # say what happens instead, which depends on what is at hand
-        instead = "the bundled copy is used" if found else "a fresh copy is needed"
+        instead = "the bundled copy is used" if bundled else "a fresh copy is needed"
         log.warning(
             "cached weights %s did not match the manifest hash and were deleted; %s",
             cached,
             instead,
         )
-    return found
+    return bundled
+
+
+def _verified_bundled(entry: WeightsEntry) -> Path | None:
+    bundled = bundled_path(entry)
+    if bundled is None or not bundled.is_file():
+        return None
+    if file_matches(bundled, entry):
+        return bundled
+    log.warning("bundled weights %s are damaged; reinstall umsn", bundled)
+    return None
 
 
 def file_matches(path: Path, entry: WeightsEntry) -> bool:
