@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 import torch
 from photo_helpers import paste_face, scene, textures
+from PIL import Image
 
 from umsn_cli.api import Restorer
 from umsn_cli.blur import blur_image, random_kernels
@@ -312,13 +313,69 @@ def default_restorer() -> Restorer:
 
 def test_textures_without_faces_give_at_most_one_false_face(default_restorer):
     """204 photos of fields, foliage, fabric, text, stone and a cat, every detection
-    counted however small: the detector alone takes 18 for faces, S-Net's check of the
-    unsure ones leaves at most one."""
+    counted however small: the detector alone takes 18 for faces, the second look at
+    the unsure ones leaves at most one."""
     every = PhotoOptions(min_face=0)
     photos = textures(204)
     assert sum(len(detect_faces(t)) for t in photos) > 10  # the detector alone
     restored = [len(restore_photo(t, default_restorer, every).faces) for t in photos]
     assert sum(restored) <= 1, [i for i, n in enumerate(restored) if n]
+
+
+def test_a_cats_face_is_not_restored(default_restorer):
+    """YuNet takes the cat of scikit-image for a face at several sizes (its eyes and
+    nose even pass S-Net's parsing); the second look does not, so the photo stays as
+    it is."""
+    from skimage import data
+
+    fooled = 0
+    for scale in (0.75, 2.0, 3.0):
+        size = (round(451 * scale), round(300 * scale))
+        cat = Image.fromarray(data.chelsea()).resize(size, Image.Resampling.BICUBIC)
+        photo = np.asarray(cat, dtype=np.float32) / 255
+        fooled += len(detect_faces(photo))
+        result = restore_photo(photo, default_restorer, PhotoOptions(min_face=0))
+        assert not result.faces, result.notes
+        assert np.array_equal(result.rgb, photo)
+    assert fooled >= 3  # the detector alone
+
+
+@pytest.mark.parametrize("seed", [12, 42, 57])
+def test_a_grey_photo_with_one_face_reports_one(default_restorer, seed):
+    """Smooth grey shading fools the detector beside the real face (it does not in
+    colour); one face is restored and every pixel away from it keeps its value."""
+    photo = paste_face(scene(640, 480, seed), 440, 280, 160)
+    photo = np.repeat(photo.mean(2, keepdims=True), 3, 2)
+    assert len(detect_faces(photo)) == 2  # the detector alone
+    result = restore_photo(photo, default_restorer)
+    assert len(result.faces) == 1 and "1 face(s) restored" in result.notes
+    assert any("second look" in note and "not a face" in note for note in result.notes)
+    changed = np.argwhere(np.abs(result.rgb - photo).max(2) > 0)
+    assert changed.size and changed.min(0).tolist() >= [280 - 80, 440 - 80]
+
+
+def test_a_big_photo_of_textures_and_cats_with_one_face_reports_one(default_restorer):
+    """A 20-megapixel mosaic of textures and cats, searched in tiles: the detector
+    alone finds the face and several cats; only the face is restored, and every pixel
+    away from it keeps its value."""
+    from skimage import data
+
+    def tile(pixels: np.ndarray) -> np.ndarray:
+        image = Image.fromarray((pixels * 255).astype(np.uint8)).resize((640, 480))
+        return np.asarray(image, dtype=np.float32) / 255
+
+    cat = tile(data.chelsea() / 255)
+    tiles = [tile(t) for t in textures(12, seed=3)]
+    rows = [[cat if (8 * r + c) % 3 == 2 else tiles[(8 * r + c) % 12] for c in range(8)]
+            for r in range(8)]  # fmt: skip
+    mosaic = np.concatenate([np.concatenate(row, axis=1) for row in rows], axis=0)
+    photo = paste_face(mosaic, 2500, 1500, 300)
+    assert len(detect_faces(photo)) >= 4  # the detector alone
+    result = restore_photo(photo, default_restorer)
+    assert len(result.faces) == 1, result.notes
+    changed = np.argwhere(np.abs(result.rgb - photo).max(2) > 0)
+    assert changed.size and changed.min(0).tolist() >= [1500 - 150, 2500 - 150]
+    assert changed.max(0).tolist() <= [1500 + 300 + 150, 2500 + 300 + 150]
 
 
 def test_blurred_and_grey_faces_are_still_restored(default_restorer):

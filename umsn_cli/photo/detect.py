@@ -68,6 +68,20 @@ def detect_faces(rgb: np.ndarray, min_face: float = 24) -> list[Face]:
 SMALLEST_FACE = 16
 
 
+def confidence_at(view: np.ndarray, landmarks: np.ndarray, tolerance: float = 0.12) -> float:
+    """YuNet's confidence for a face in an H×W×3 float ``view`` whose 5 landmarks lie at
+    ``landmarks`` (each within ``tolerance`` × the view's width); 0 when it finds none
+    there. The second look of :mod:`umsn_cli.photo.pipeline` shows YuNet an unsure
+    detection again, upright and at the scale it finds faces best at."""
+    reach = tolerance * view.shape[1]
+    found = [
+        f.confidence
+        for f in _detect(_yunet(), quantise(view), 1.0)
+        if np.abs(f.landmarks - landmarks).max() <= reach
+    ]
+    return max(found, default=0.0)
+
+
 def _detect_tiled(detect, pixels: np.ndarray, scale: float, overlap: int) -> list[Face]:
     """YuNet over overlapping tiles of 8-bit ``pixels`` resized by ``scale``, in photo
     coordinates."""
