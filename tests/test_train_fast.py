@@ -319,9 +319,22 @@ def test_a_run_starts_from_exported_weights(tmp_path, dataset, monkeypatch):
     monkeypatch.setitem(CONFIGS, "bnet-test-tiny-fast", plain(CONFIGS["test-tiny-fast"]))
     common = ["--data", dataset["data"], "--masks", dataset["masks"], *FAST_MODEL]
     ok(train("snet", *common, "--steps", "2", "--out", tmp_path / "snet"))
-    ok(train("bnet", *common, "--steps", "2", "--val-data", dataset["val"], "--out",
-             tmp_path / "b", "--snet", tmp_path / "snet" / "last.pt", "--export",
-             tmp_path / "w.pt"))  # fmt: skip
+    ok(
+        train(
+            "bnet",
+            *common,
+            "--steps",
+            "2",
+            "--val-data",
+            dataset["val"],
+            "--out",
+            tmp_path / "b",
+            "--snet",
+            tmp_path / "snet",
+            "--export",
+            tmp_path / "w.pt",
+        )
+    )  # fmt: skip  (a run folder: its last.pt)
     shipped, _ = load_checkpoint(tmp_path / "w.pt")
 
     # lr 0: the new run's weights stay what it started from.
@@ -340,3 +353,24 @@ def test_a_run_starts_from_exported_weights(tmp_path, dataset, monkeypatch):
     result = train("bnet", *common, "--steps", "1", "--out", tmp_path / "j", "--init", junk)
     assert result.exit_code == 1 and "exported weights" in result.output
     assert "Traceback" not in result.output
+
+
+def test_weights_to_start_from_are_named_as_model_names_them(tmp_path):
+    """--init, --snet and --fnet take a run folder, a file, or what --model takes (a
+    weights id or config name), so recipes need no file dug out of git history."""
+    from umsn_cli.errors import UnknownWeightsError
+    from umsn_cli.train.checkpoint import weights_file
+    from umsn_cli.weights.manifest import load_manifest
+    from umsn_cli.weights.store import bundled_path
+
+    run = tmp_path / "run"
+    run.mkdir()
+    with pytest.raises(UsageError, match="without a run's last"):
+        weights_file(run)
+    (run / "last.pt").write_bytes(b"x")
+    assert weights_file(run) == run / "last.pt"
+    assert weights_file(str(run / "last.pt")) == run / "last.pt"
+    default = load_manifest().get("bnet-fast-xl")
+    assert weights_file("bnet-fast-xl") == weights_file(default.id) == bundled_path(default)
+    with pytest.raises(UnknownWeightsError, match="bnet-fast-xl"):
+        weights_file("bnet-fast-xxl")

@@ -127,10 +127,11 @@ def _norm(value: Any) -> Any:
     return list(value) if isinstance(value, tuple) else value
 
 
-def starting_weights(path: str | os.PathLike[str]) -> dict[str, torch.Tensor]:
+def starting_weights(ref: str | os.PathLike[str]) -> dict[str, torch.Tensor]:
     """The weights a run starts from (``--init``, ``--snet``, ``--fnet``): a training
     checkpoint's validated weights, or the networks of an exported weights file (what
-    ``--export`` writes and the package bundles) in float32.
+    ``--export`` writes and the package bundles) in float32. ``ref`` is anything
+    :func:`weights_file` takes.
 
     Exported weights let a run go on from shipped weights when its run folder is lost;
     they carry no optimiser state, so such a run starts its own schedule.
@@ -138,7 +139,8 @@ def starting_weights(path: str | os.PathLike[str]) -> dict[str, torch.Tensor]:
     from umsn_cli.weights.checkpoint import FORMAT as WEIGHTS_FORMAT
     from umsn_cli.weights.checkpoint import load_checkpoint
 
-    data = _read(Path(path))
+    path = weights_file(ref)
+    data = _read(path)
     kind = data.get("format") if isinstance(data, dict) else None
     if kind == WEIGHTS_FORMAT:
         model, _ = load_checkpoint(path)  # checks the file and rebuilds its network
@@ -149,6 +151,21 @@ def starting_weights(path: str | os.PathLike[str]) -> dict[str, torch.Tensor]:
             "a run's last.pt or a file `umsn train --export` wrote"
         )
     return validated_weights(_checked_train_state(data, path))
+
+
+def weights_file(ref: str | os.PathLike[str]) -> Path:
+    """The file a ``--init``, ``--snet`` or ``--fnet`` value names: a training checkpoint
+    or exported weights file, a run folder (its ``last.pt``), or what ``--model`` takes
+    (a weights id, a config name for its default weights, an imported id), so that a
+    run can start from published weights without digging a file out of git history."""
+    from umsn_cli.weights.store import resolve_model_ref
+
+    path = Path(ref).expanduser()
+    if path.is_dir():
+        if not (path / "last.pt").is_file():
+            raise UsageError(f"{ref}: a folder without a run's last.pt; name a run folder or file")
+        return path / "last.pt"
+    return path if path.is_file() else resolve_model_ref(str(ref))[0]
 
 
 def load_weights_into(module: nn.Module, path: str | os.PathLike[str], prefix: str) -> None:

@@ -82,12 +82,15 @@ class TrainConfig:
     )
     init: str | None = _flag(
         None,
-        "Start from the weights of this training checkpoint or exported weights file; "
-        "blocks it lacks start as identity.",
+        "Start from these weights: a run folder, a training checkpoint, an exported file, "
+        "or what --model takes (weights id, config name, imported id); blocks it lacks "
+        "start as identity.",
     )
-    snet: str | None = _flag(None, "umsn: the trained S-Net (a training checkpoint or export).")
+    snet: str | None = _flag(
+        None, "umsn, bnet: the trained S-Net (a run, checkpoint, exported file or weights id)."
+    )
     fnets: tuple[str, ...] = _flag(
-        (), "umsn: a trained F-Net checkpoint; four, m1 to m4.", flag="--fnet"
+        (), "umsn: a trained F-Net (a run or checkpoint); four, m1 to m4.", flag="--fnet"
     )
     # umsn_cli.blur.degrade.MIXES: "real" (camera shake with turns and uneven speed
     # 5–31 px, defocus, gaussian blur, shot noise, JPEG), "wide" (the same from
@@ -203,8 +206,9 @@ class TrainConfig:
             raise UsageError(f"the {self.stage} stage needs label masks: pass --masks DIR")
         if self.stage == "umsn" and (not self.snet or len(self.fnets) not in (0, 4)):
             raise UsageError(
-                "the umsn stage needs the trained S-Net (--snet FILE) and either all four "
-                "F-Nets (--fnet FILE, four times, m1 … m4) or none"
+                "the umsn stage needs the trained S-Net (--snet: a run, file or weights id such "
+                "as bnet-fast-xl) and either all four F-Nets (--fnet FILE, four times, m1 … m4) "
+                "or none"
             )
         from umsn_cli.blur.degrade import MIXES
 

@@ -67,7 +67,8 @@ def export_run(
         snet = snet or cfg.get("snet")
         if not snet:
             raise UsageError(
-                "exporting a bnet run needs the S-Net that ships with it: pass --snet FILE"
+                "exporting a bnet run needs the S-Net that ships with it: pass --snet (a run, "
+                "file or weights id, e.g. bnet-fast-xl)"
             )
         config = plain(config)
         snet_state = starting_weights(snet)

@@ -40,5 +40,8 @@ def resolve_run(
     if export and cfg.stage not in GENERATOR_STAGES:
         raise UsageError("--export needs the umsn or bnet stage (it writes S-Net + generator)")
     if export and cfg.stage == "bnet" and not cfg.snet:
-        raise UsageError("--export of a bnet run needs the S-Net to ship with it: --snet FILE")
+        raise UsageError(
+            "--export of a bnet run needs the S-Net to ship with it: --snet (a run, file or "
+            "weights id, e.g. bnet-fast-xl)"
+        )
     return cfg
