@@ -1,10 +1,10 @@
-"""Record a lever A/B's arms and render ``docs/levers.md`` from the records.
+"""Record a lever A/B's arms; ``docs/generate.py`` renders ``docs/levers.md`` from them.
 
     # once per arm, after its run and its benchmarks:
     python benchmarks/levers.py record docs/results/levers/blur-mix.json --arm wide \\
         --flags "--degradation wide" --run runs/ab/wide \\
         --bench shen=runs/eval/wide.shen2.json --bench mild=runs/eval/wide.mild.json
-    python benchmarks/levers.py render            # docs/results/levers/*.json → docs/levers.md
+    python docs/generate.py                       # docs/results/levers/*.json → docs/levers.md
 
 The A/B's file is written by hand first with its ``title``, ``question``, ``start``
 and ``budget`` (and later its ``finding``); every figure comes from ``record``.
@@ -15,10 +15,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from umsn_cli.benchmark.levers import BANDS, load_levers, record_arm, render
-
-RESULTS = Path("docs/results/levers")
-PAGE = Path("docs/levers.md")
+from umsn_cli.benchmark.levers import BANDS, record_arm
 
 
 def main() -> None:
@@ -30,20 +27,14 @@ def main() -> None:
     record.add_argument("--flags", default="", help="what sets this arm apart")
     record.add_argument("--run", type=Path, help="the arm's run folder (log.jsonl)")
     record.add_argument("--bench", action="append", default=[], help=f"BAND=FILE; BAND: {BANDS}")
-    render_cmd = sub.add_parser("render", help="write the page from the records")
-    render_cmd.add_argument("--output", type=Path, default=PAGE)
     args = parser.parse_args()
-    if args.command == "record":
-        benches = {}
-        for spec in args.bench:
-            band, _, file = spec.partition("=")
-            if band not in BANDS or not file:
-                parser.error(f"--bench {spec}: give BAND=FILE with BAND one of {', '.join(BANDS)}")
-            benches[band] = Path(file)
-        record_arm(args.lever, args.arm, args.flags, args.run, benches)
-    else:
-        args.output.write_text(render(load_levers(RESULTS)))
-        print(args.output)
+    benches = {}
+    for spec in args.bench:
+        band, _, file = spec.partition("=")
+        if band not in BANDS or not file:
+            parser.error(f"--bench {spec}: give BAND=FILE with BAND one of {', '.join(BANDS)}")
+        benches[band] = Path(file)
+    record_arm(args.lever, args.arm, args.flags, args.run, benches)
 
 
 if __name__ == "__main__":

@@ -60,12 +60,3 @@ def test_recorded_arms_render_as_rows_with_their_training_and_bands(tmp_path):
                                         "27.457", "27.00 (+4.00)"]  # fmt: skip
     assert rows[1].count("–") == len(BANDS) - 1  # the bands it was not scored on
     assert "13 px +4.00, 15 px +4.50" in page
-
-
-def test_the_committed_lever_page_is_rendered_from_the_records():
-    """docs/levers.md is regenerated, never edited: it matches its records exactly."""
-    records = load_levers(ROOT / "docs" / "results" / "levers")
-    assert records, "no lever records under docs/results/levers"
-    assert (ROOT / "docs" / "levers.md").read_text() == render(records), (
-        "docs/levers.md is stale: run python benchmarks/levers.py render"
-    )

@@ -177,7 +177,7 @@ def test_get_config_without_weights_says_how_to_get_them():
         parse_manifest(manifest()).get("umsn-lite")
     message = str(info.value)
     assert message.startswith("no weights for 'umsn-lite' are installed")
-    assert "umsn weights import FILE" in message and "next release" in message
+    assert "umsn weights import FILE" in message and "published" not in message
     assert "--model FILE" in message
 
 

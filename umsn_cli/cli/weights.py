@@ -36,7 +36,7 @@ def list_weights() -> None:
     imported = store.list_imported()
     if not entries and not imported:
         err_console.print(
-            "no weights are published yet and none are imported; import a checkpoint "
+            "the manifest lists no weights and none are imported; import a checkpoint "
             "with `umsn weights import FILE`"
         )
         return

@@ -117,10 +117,9 @@ class Manifest:
                     return entry
             if not candidates:
                 raise ManifestError(
-                    f"no weights for {ref!r} are installed, and none are published yet "
-                    "(they come with the next release); pass a UMSN checkpoint with "
-                    "--model FILE, or import it once with `umsn weights import FILE` and "
-                    "use the id it prints"
+                    f"no weights for {ref!r} are installed: the manifest lists none for this "
+                    "config; pass a trained checkpoint with --model FILE, or import it once "
+                    "with `umsn weights import FILE` and use the id it prints"
                 )
             ids = ", ".join(e.id for e in candidates)
             raise ManifestError(

@@ -347,7 +347,7 @@ def _resolve_ref(
             imported = [r.id for r in list_imported() if r.config == ref]
             if imported:
                 raise WeightsError(
-                    f"no weights for {ref!r} are published yet; use an imported checkpoint, "
+                    f"the manifest holds no weights for {ref!r}; use an imported checkpoint, "
                     f"e.g. --model {imported[-1]} (see `umsn weights list`)"
                 )
         entry = manifest.get(ref)
