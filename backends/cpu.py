@@ -3,7 +3,7 @@
 With the bundled umsn-lite weights, bf16 autocast scores the same as fp32 (1600
 Shen-protocol images of the val faces: 24.828 against 24.827 dB, every image within
 ±0.05 dB) and on a 2-core AMX machine runs 1.2–2.3× faster (torchscript, batch 16,
-128²: 41–48 against 60–63 ms per face; see the README's Results). Without native bf16
+128²: 41–48 against 60–63 ms per face; see docs/history.md). Without native bf16
 (AVX512-BF16 or AMX-BF16) PyTorch emulates it, slower than fp32, so there "auto" picks
 fp32. ``--precision fp32`` always opts out.
 """

@@ -1,7 +1,7 @@
-"""The README's picture of the training degradation mix, on a public-domain face.
+"""docs/training.md's picture of the training degradation mix, on a public-domain face.
 
 Training runs write the same picture of their own faces (``OUT/degradations.png``);
-those faces may not be redistributed, so the README's copy shows the astronaut
+those faces may not be redistributed, so the page's copy shows the astronaut
 portrait from scikit-image (public domain), cropped to the canonical framing.
 
     python benchmarks/degradation_preview.py [--mix real] [-o docs/degradations.png]

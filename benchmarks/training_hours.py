@@ -1,4 +1,4 @@
-"""Hours of training steps of runs, from their ``log.jsonl``: the figure the README gives per stage.
+"""Hours of training steps of runs, from their ``log.jsonl``, as docs/training.md counts them.
 
 A run is its folder, optionally cut at a step (``runs/fast/bnet:27250``, the step
 the large run was grown from). Stalled log windows (a paused run, a competing job)

@@ -146,7 +146,7 @@ def test_config_round_trip_through_json_lists():
 
 
 def test_umsn_fast_fits_the_cpu_budget():
-    """Inference cost the README reports: a few GFLOP per 128² face, S-Net included."""
+    """Inference cost docs/method.md reports: a few GFLOP per 128² face, S-Net included."""
     from umsn_cli.benchmark.speed import model_gflop
 
     model = build_model("umsn-fast")

@@ -49,7 +49,7 @@ def test_recorded_arms_render_as_rows_with_their_training_and_bands(tmp_path):
     record_arm(lever, "wide", "--degradation wide", run, {"shen": bench})  # replaces, not adds
     arms = json.loads(lever.read_text())["arms"]
     assert [a["name"] for a in arms] == ["control", "wide"]
-    hours = training_hours(log).hours  # how the README counts hours, stalls discounted
+    hours = training_hours(log).hours  # how docs/training.md counts hours, stalls discounted
     assert arms[0]["training"] == {"steps": 20, "hours": round(hours, 3), "val_psnr": 27.457}
     assert hours > 0
 
