@@ -78,6 +78,7 @@ def models_page() -> str:
             f"- Input: {height}×{width} RGB in [{low:g}, {high:g}]; {entry.input.framing}.",
             f"- File: `{entry.file}`, {entry.size:,} bytes, SHA-256 `{entry.sha256}`; "
             f"{_where(entry)}.",
+            f"- Made by: `{entry.training_config}`; `umsn train --recipe` replays it.",
             f"- Licence: {entry.license}",
             f"- Data terms: {entry.data_terms}",
             "",

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import inspect
+import subprocess
 import sys
 import typing
 from enum import Enum
@@ -28,14 +29,25 @@ from umsn_cli.cli._common import (
     reports_errors,
     with_parameters,
 )
+from umsn_cli.errors import UsageError
 from umsn_cli.train.config import TrainConfig
 
 
 def _command(
     stage: Annotated[
-        StageName,
-        typer.Argument(help="snet, fnet (with --class), umsn, or bnet (the plain B-Net ablation)."),
-    ],
+        StageName | None,
+        typer.Argument(
+            help="snet, fnet (with --class), umsn, or bnet (the plain B-Net ablation); "
+            "none with --recipe."
+        ),
+    ] = None,
+    recipe: Annotated[
+        Path | None,
+        optional("--recipe", help="Replay a recipe's chain of runs (recipes/*.toml), resuming."),
+    ] = None,
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="With --recipe: print the chain and stop.")
+    ] = False,
     out: Annotated[
         Path | None, optional("--out", "-o", help="Run folder: checkpoints, log.jsonl, pictures.")
     ] = None,
@@ -90,19 +102,77 @@ def _cli_type(hint: Any) -> Any:
 @reports_errors
 def train(**values: Any) -> None:
     """Train a UMSN stage on aligned faces, blurred on the fly."""
-    config, resume, export, tag, storage = (
-        values.pop(k) for k in ("config", "resume", "export", "tag", "storage")
+    config, resume, export, tag, storage, recipe, dry_run = (
+        values.pop(k) for k in ("config", "resume", "export", "tag", "storage", "recipe", "dry_run")
     )
     # Not given (None, or no --fnet/--extra-data at all): from --config, the run or the field.
     given = {k: v for k, v in values.items() if v is not None and v != []}
     flags = {k: v.value if isinstance(v, Enum) else v for k, v in given.items()}
+    if recipe is not None:
+        if flags or config or resume or export:
+            raise UsageError("--recipe replays its own settings: give it alone (or --dry-run)")
+        _replay(recipe, dry_run)
+        return
+    if dry_run:
+        raise UsageError("--dry-run goes with --recipe FILE")
+    if "stage" not in flags and not resume:  # resuming, the run knows its stage
+        raise UsageError("name the stage to train (snet, fnet, umsn or bnet), or --recipe FILE")
     if "out" in flags:
         flags["out"] = str(flags["out"])
     # Here, not at the top: both read checkpoints with torch, which `umsn --help` never needs.
-    from umsn_cli.train.loop import train as run_training
     from umsn_cli.train.resolve import resolve_run
 
     cfg = resolve_run(flags, config_file=config, resume=resume, export=export is not None)
+    _train(cfg, resume)
+    if export is not None:
+        from umsn_cli.train.export import export_run
+
+        command = ["umsn", *sys.argv[1:]]
+        entry = export_run(Path(cfg.out), export, tag, command, cfg.snet, storage.value)
+        out_console.print(f"{export} ({entry['size']} bytes, sha256 {entry['sha256'][:12]}…)")
+
+
+def _replay(path: Path, dry_run: bool) -> None:
+    """Every step of a recipe in order: the done ones skipped, a stopped one resumed."""
+    from umsn_cli.train.recipe import CommandStep, ExportStep, command_line, load_recipe, status
+
+    recipe = load_recipe(path)
+    out_console.print(f"# {recipe.weights}: {len(recipe.steps)} steps")
+    for i, step in enumerate(recipe.steps, start=1):
+        out_console.print(f"{i}. [{status(step)}] {command_line(step)}", markup=False)
+    if dry_run:
+        return
+    from umsn_cli.train.export import export_run
+    from umsn_cli.train.resolve import resolve_run
+
+    for i, step in enumerate(recipe.steps, start=1):
+        state = status(step)
+        if state == "done":
+            continue
+        err_console.print(f"recipe step {i} of {len(recipe.steps)}: {state}")
+        if isinstance(step, CommandStep):
+            done = subprocess.run([sys.executable, "-m", "umsn_cli", *step.args], check=False)
+            if done.returncode != 0 or not Path(step.makes).exists():
+                raise UsageError(f"recipe step {i} failed: {command_line(step)}")
+            continue
+        if isinstance(step, ExportStep):
+            command = ["umsn", "train", "--recipe", str(path)]
+            entry = export_run(
+                Path(step.run), Path(step.to), step.tag, command, step.snet, step.storage
+            )
+            out_console.print(f"{step.to} ({entry['size']} bytes, sha256 {entry['sha256'][:12]}…)")
+            continue
+        resume = state != "to run"
+        if step.resume and not resume:
+            raise UsageError(f"recipe step {i} continues {step.out}, which no earlier step made")
+        flags = {"stage": step.stage, "out": step.out, **step.settings}
+        _train(resolve_run(flags, config_file=None, resume=resume, export=False), resume)
+
+
+def _train(cfg: TrainConfig, resume: bool) -> None:
+    """One run, with a progress bar; prints the last checkpoint's path."""
+    from umsn_cli.train.loop import train as run_training
+
     err_console.print(f"training {cfg.stage} ({cfg.model}) → {cfg.out}")
     columns = (
         TextColumn("[bold]{task.description}"),
@@ -120,12 +190,6 @@ def train(**values: Any) -> None:
 
         last = run_training(cfg, resume=resume, progress=progress)
     out_console.print(str(last))
-    if export is not None:
-        from umsn_cli.train.export import export_run
-
-        command = ["umsn", *sys.argv[1:]]
-        entry = export_run(Path(cfg.out), export, tag, command, cfg.snet, storage.value)
-        out_console.print(f"{export} ({entry['size']} bytes, sha256 {entry['sha256'][:12]}…)")
 
 
 with_parameters(

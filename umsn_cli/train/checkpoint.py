@@ -29,8 +29,8 @@ FORMAT_VERSION = 1
 # Precision and compilation are how this machine computes the same step: a run moved
 # to a CPU without bf16 in hardware goes on in fp32 rather than emulated bf16.
 _RESUMABLE = {
-    "steps", "time_limit", "log_every", "val_every", "ckpt_every", "out", "ema", "precision",
-    "compile",
+    "steps", "stop_at", "time_limit", "log_every", "val_every", "ckpt_every", "out", "ema",
+    "precision", "compile",
 }  # fmt: skip
 
 

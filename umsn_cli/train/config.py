@@ -136,6 +136,11 @@ class TrainConfig:
     time_limit: float = _flag(
         0.0, "Stop after this many minutes of this invocation, checkpointed (0: no limit)."
     )
+    # A run's middle that a longer chain goes on from (a recipe grows a bigger network
+    # from a run's step N of a longer schedule): it stops there as a time limit stops it.
+    stop_at: int = _flag(
+        0, "Stop at this step, checkpointed, on the schedule of --steps (0: run to --steps)."
+    )
     log_every: int = _flag(10, "Steps between log lines.")
     val_every: int = _flag(250, "Steps between validations.")
     ckpt_every: int = _flag(100, "Steps between checkpoints.")
@@ -221,6 +226,8 @@ class TrainConfig:
                 raise UsageError("--extra-share needs --extra-data (the faces it shares out)")
             if not 0 < self.extra_share < 1:
                 raise UsageError("--extra-share must be above 0 and below 1")
+        if self.stop_at < 0:
+            raise UsageError("--stop-at must be 0 (run to --steps) or a step number")
         if self.time_limit < 0:
             raise UsageError("--time-limit must be 0 (no limit) or a number of minutes")
         if not 0 <= self.ema < 1:

@@ -216,7 +216,9 @@ def train(cfg: TrainConfig, resume: bool = False, progress: Progress | None = No
             sums[k] = sums.get(k, 0.0) + float(v)
         step = done = step + 1
         # Out of time: this step ends the run as the last of --steps would (all ranks agree).
-        final = done == cfg.steps or _any_rank(time.monotonic() > deadline, rank, device)
+        final = done in (cfg.steps, cfg.stop_at) or _any_rank(
+            time.monotonic() > deadline, rank, device
+        )
         checkpoint = done % cfg.ckpt_every == 0 or final
         # Every rank's sampler state goes into last.pt (a collective: all ranks gather).
         rng_states = _sampler_states(sampler, rank, device) if checkpoint else None
@@ -225,7 +227,8 @@ def train(cfg: TrainConfig, resume: bool = False, progress: Progress | None = No
                 break
             continue
         if final and done < cfg.steps:
-            note = f"time limit of {cfg.time_limit:g} min reached; --resume continues"
+            why = "--stop-at" if done == cfg.stop_at else f"time limit of {cfg.time_limit:g} min"
+            note = f"{why} reached; --resume continues"
             _log(out, history, {"kind": "note", "step": done, "note": note})
         if done % cfg.log_every == 0 or final:
             elapsed = time.perf_counter() - clock
