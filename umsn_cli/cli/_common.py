@@ -1,13 +1,12 @@
 """What every command shares: the stderr console, ``--debug`` state, error reporting.
 
 The CLI layer parses and prints; the library raises :class:`~umsn_cli.errors.UmsnError`
-subclasses. :func:`reports_errors` turns those into one red line on stderr and the
-error's exit code, with a traceback only when ``umsn --debug`` was given.
+subclasses. :class:`OneLineUsage`, the root group, turns those into one red line on
+stderr and the error's exit code, with a traceback only when ``umsn --debug`` was given.
 """
 
 from __future__ import annotations
 
-import functools
 import inspect
 import logging
 import signal
@@ -124,29 +123,40 @@ class _UsageLine(_ClickException):  # type: ignore[misc, valid-type]
 
 
 class OneLineUsage(typer.core.TyperGroup):
-    """The root group: Click's own usage errors (three lines: usage, hint, error) become
-    one line like every other umsn error, with the same exit code 2.
+    """The root group, where every error becomes one line and an exit code, once for all
+    commands (they parse and run inside the root's ``invoke``):
 
-    Subcommands parse inside the root's ``invoke``, so catching here covers them all.
+    - the library's :class:`~umsn_cli.errors.UmsnError`: its message and its code, with
+      the traceback only under ``umsn --debug``;
+    - Ctrl-C and SIGTERM: 130 and 143, once every partial output is removed;
+    - Click's own usage errors (three lines: usage, hint, error): one line, code 2.
     """
 
     def make_context(self, *args, **kwargs):  # type: ignore[no-untyped-def]
-        with _usage_in_one_line():
+        with _one_line_errors():
             return super().make_context(*args, **kwargs)
 
     def invoke(self, ctx):  # type: ignore[no-untyped-def]
-        with _usage_in_one_line():
+        with _one_line_errors():
             return super().invoke(ctx)
 
 
 @contextmanager
-def _usage_in_one_line() -> Iterator[None]:
+def _one_line_errors() -> Iterator[None]:
     try:
         yield
     except _ClickUsageError as exc:
         if type(exc).__name__ == "NoArgsIsHelpError":  # bare `umsn`: the help is the answer
             raise
         raise _UsageLine(exc) from None
+    except UmsnError as exc:
+        if state.debug:
+            err_console.print_exception()
+        raise fail(str(exc), exc.exit_code) from exc
+    except KeyboardInterrupt:
+        raise fail("interrupted", 130) from None
+    except Terminated:
+        raise fail("terminated (SIGTERM); partial outputs were removed", 143) from None
 
 
 def optional(*names: str, help: str, **kw: Any) -> Any:
@@ -166,25 +176,6 @@ def with_parameters(func: Callable[..., R], params: list[inspect.Parameter]) -> 
     func.__signature__ = inspect.Signature(params)  # type: ignore[attr-defined]
     func.__annotations__ = {p.name: p.annotation for p in params}
     return func
-
-
-def reports_errors(func: Callable[P, R]) -> Callable[P, R]:
-    """Decorate a command so library errors exit cleanly with their own code."""
-
-    @functools.wraps(func)
-    def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
-        try:
-            return func(*args, **kwargs)
-        except UmsnError as exc:
-            if state.debug:
-                err_console.print_exception()
-            raise fail(str(exc), exc.exit_code) from exc
-        except KeyboardInterrupt:
-            raise fail("interrupted", 130) from None
-        except Terminated:
-            raise fail("terminated (SIGTERM); partial outputs were removed", 143) from None
-
-    return wrapper
 
 
 class Bar:

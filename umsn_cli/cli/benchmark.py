@@ -18,7 +18,6 @@ from umsn_cli.cli._common import (
     optional,
     out_console,
     progress_bar,
-    reports_errors,
     transfer_bar,
     warn,
 )
@@ -27,7 +26,6 @@ from umsn_cli.files import check_writable_folder
 from umsn_cli.weights.manifest import DEFAULT_MODEL
 
 
-@reports_errors
 def benchmark(
     ctx: typer.Context,
     dataset: Annotated[

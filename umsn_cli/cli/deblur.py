@@ -8,10 +8,8 @@ import typer
 
 from umsn_cli.choices import Mode
 from umsn_cli.cli import _batch as opt
-from umsn_cli.cli._common import reports_errors
 
 
-@reports_errors
 @opt.batch_command
 def deblur(
     run: opt.BatchRun,

@@ -8,11 +8,10 @@ import typer
 from rich.markup import escape
 
 from umsn_cli.cli import _batch as opt
-from umsn_cli.cli._common import err_console, progress_bar, report_problems, reports_errors
+from umsn_cli.cli._common import err_console, progress_bar, report_problems
 from umsn_cli.weights.manifest import DEFAULT_MODEL
 
 
-@reports_errors
 def prepare(
     output: opt.Output,  # first: a required option cannot follow defaults
     inputs: opt.Inputs = None,

@@ -7,10 +7,8 @@ from typing import Annotated
 import typer
 
 from umsn_cli.cli import _batch as opt
-from umsn_cli.cli._common import reports_errors
 
 
-@reports_errors
 @opt.batch_command
 def segment(
     run: opt.BatchRun,

@@ -10,10 +10,9 @@ from rich.markup import escape
 
 from umsn_cli.choices import SynthMode
 from umsn_cli.cli import _batch as opt
-from umsn_cli.cli._common import err_console, progress_bar, report_problems, reports_errors
+from umsn_cli.cli._common import err_console, progress_bar, report_problems
 
 
-@reports_errors
 def synth_blur(
     output: opt.Output,  # first: a required option cannot follow defaults
     inputs: opt.Inputs = None,

@@ -26,7 +26,6 @@ from umsn_cli.cli._common import (
     err_console,
     optional,
     out_console,
-    reports_errors,
     with_parameters,
 )
 from umsn_cli.errors import UsageError
@@ -99,7 +98,6 @@ def _cli_type(hint: Any) -> Any:
     return hint
 
 
-@reports_errors
 def train(**values: Any) -> None:
     """Train a UMSN stage on aligned faces, blurred on the fly."""
     config, resume, export, tag, storage, recipe, dry_run = (

@@ -14,7 +14,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from umsn_cli.cli import _batch as opt
-from umsn_cli.cli._common import err_console, out_console, reports_errors, transfer_bar
+from umsn_cli.cli._common import err_console, out_console, transfer_bar
 from umsn_cli.errors import OfflineError, WeightsError
 from umsn_cli.files import sha256_file
 from umsn_cli.weights import store
@@ -29,7 +29,6 @@ app = typer.Typer(
 
 
 @app.command("list")
-@reports_errors
 def list_weights() -> None:
     """Show every known weights file and where it would come from."""
     entries = list(load_manifest())
@@ -68,7 +67,6 @@ def list_weights() -> None:
 
 
 @app.command("fetch")
-@reports_errors
 def fetch(
     ref: Annotated[
         str,
@@ -84,7 +82,6 @@ def fetch(
 
 
 @app.command("path")
-@reports_errors
 def show_path(
     ref: Annotated[
         str, typer.Argument(metavar="ID", help="Weights id, config name or imported id.")
@@ -101,7 +98,6 @@ def show_path(
 
 
 @app.command("verify")
-@reports_errors
 def verify(
     ref: Annotated[
         str | None,
@@ -134,7 +130,6 @@ def verify(
 
 
 @app.command("import")
-@reports_errors
 def import_(
     file: Annotated[Path, typer.Argument(metavar="FILE", help="A checkpoint saved by umsn.")],
 ) -> None:
