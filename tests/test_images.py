@@ -650,11 +650,11 @@ def test_many_writers_of_one_name_write_it_once(tmp_path):
 
 
 def test_quantise_rounds_and_clips_across_its_row_bands(monkeypatch):
-    from umsn_cli import images
+    from umsn_cli.images import writing
 
-    monkeypatch.setattr(images, "_QUANTISE_BAND", 7)  # bands of 2 rows of 3×... values
+    monkeypatch.setattr(writing, "_QUANTISE_BAND", 7)  # bands of 2 rows of 3×... values
     values = np.random.default_rng(0).uniform(-0.2, 1.2, (9, 3, 2)).astype(np.float32)
     expected = np.rint(np.clip(values, 0, 1) * 255).astype(np.uint8)
-    assert np.array_equal(images.quantise(values), expected)
-    assert images.quantise(values, 16).dtype == np.uint16
-    assert np.array_equal(images.quantise(values, 16), np.rint(np.clip(values, 0, 1) * 65535))
+    assert np.array_equal(writing.quantise(values), expected)
+    assert writing.quantise(values, 16).dtype == np.uint16
+    assert np.array_equal(writing.quantise(values, 16), np.rint(np.clip(values, 0, 1) * 65535))
