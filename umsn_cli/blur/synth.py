@@ -37,9 +37,10 @@ import numpy as np
 from PIL import Image
 
 from umsn_cli.blur.convolve import blur_image
+from umsn_cli.blur.kernel_files import load_kernels
 from umsn_cli.blur.kernels import KERNEL_SIZES, random_kernels, shen_bank
 from umsn_cli.choices import SynthMode, values
-from umsn_cli.errors import ImageError, UmsnError, UsageError, one_line
+from umsn_cli.errors import ImageError, UmsnError, UsageError
 from umsn_cli.images import atomic_write, quantise, read_image, save_rgb8
 from umsn_cli.inputs import Job, check_not_input, plan_jobs, resolved_sources
 from umsn_cli.labels import read_celebamask_labels
@@ -48,7 +49,6 @@ MODES = values(SynthMode)
 #: ``--class`` number → (UMSN class index in a label map, name).
 CLASSES = {1: (0, "background"), 2: (1, "skin"), 3: (2, "features"), 4: (3, "hair")}
 SHEN_PER_SIZE = 10
-KERNEL_SUFFIXES = (".npy", ".png", ".mat")
 _CHUNK = 256  # kernels simulated per call in pairs/class mode (bounds memory, not results)
 _PREVIEW_ROWS = 4
 _TILE = 128
@@ -158,97 +158,6 @@ class SynthPlan:
     def relative(self, job: Job) -> Path:
         """The input's place in the output layout (mirrors folder inputs), less suffix."""
         return job.target_stem.relative_to(self.output)
-
-
-# --- kernels given as files --------------------------------------------------------------
-
-
-def load_kernels(path: Path) -> list[tuple[str, np.ndarray]]:
-    """Kernels from a .npy/.png/.mat file or a folder of them: (file stem, kernel) pairs.
-
-    Each must be 2-D, finite, non-negative, odd and square, with a positive sum; it is
-    normalised to sum 1. Any problem is a :class:`UsageError` naming the file.
-    """
-    path = Path(path)
-    if path.is_dir():
-        files = sorted(
-            p
-            for p in path.iterdir()
-            if p.is_file() and not p.name.startswith(".") and p.suffix.lower() in KERNEL_SUFFIXES
-        )
-        if not files:
-            raise UsageError(f"--kernels {path}: no .npy, .png or .mat kernel files in it")
-    elif path.is_file():
-        files = [path]
-    else:
-        raise UsageError(f"--kernels {path}: no such file or folder")
-    return [(f.stem, _check_kernel(f, _read_kernel(f))) for f in files]
-
-
-def _read_kernel(path: Path) -> np.ndarray:
-    suffix = path.suffix.lower()
-    try:
-        if suffix == ".npy":
-            return np.load(path, allow_pickle=False)
-        if suffix == ".png":
-            with Image.open(path) as img:
-                if img.mode not in ("L", "I", "I;16", "F"):
-                    img = img.convert("L")
-                return np.asarray(img)
-        if suffix == ".mat":
-            return _read_mat(path)
-    except UsageError:
-        raise
-    except Exception as exc:  # numpy, Pillow and scipy raise many types for bad files
-        raise UsageError(f"--kernels {path}: cannot read it ({one_line(exc)})") from exc
-    raise UsageError(f"--kernels {path}: give a .npy, .png or .mat kernel file")
-
-
-def _read_mat(path: Path) -> np.ndarray:
-    from scipy.io import loadmat  # scipy comes with scikit-image; only .mat kernels need it
-
-    arrays = {
-        name: value
-        for name, value in loadmat(path).items()
-        if not name.startswith("__")
-        and isinstance(value, np.ndarray)
-        and value.ndim == 2
-        and min(value.shape) > 1
-        and (np.issubdtype(value.dtype, np.integer) or np.issubdtype(value.dtype, np.floating))
-    }
-    if len(arrays) != 1:
-        found = f"{len(arrays)} ({', '.join(sorted(arrays))})" if arrays else "none"
-        raise UsageError(
-            f"--kernels {path}: a .mat kernel file must hold exactly one 2-D numeric array, "
-            f"found {found}; save one kernel per file"
-        )
-    return next(iter(arrays.values()))
-
-
-def _check_kernel(path: Path, kernel: np.ndarray) -> np.ndarray:
-    kernel = np.asarray(kernel)
-    where = f"--kernels {path}"
-    if kernel.dtype == bool or not (
-        np.issubdtype(kernel.dtype, np.integer) or np.issubdtype(kernel.dtype, np.floating)
-    ):
-        raise UsageError(f"{where}: a kernel must hold real numbers, got {kernel.dtype}")
-    if kernel.ndim != 2:
-        raise UsageError(f"{where}: a kernel must be a 2-D array, got shape {kernel.shape}")
-    height, width = kernel.shape
-    if height != width or height % 2 == 0:
-        raise UsageError(
-            f"{where}: a kernel must be square with an odd size (its centre is a pixel), "
-            f"got {height}×{width}; pad it with zeros to an odd size"
-        )
-    kernel = kernel.astype(np.float64)
-    if not np.isfinite(kernel).all():
-        raise UsageError(f"{where}: the kernel holds NaN or infinite values")
-    if (kernel < 0).any():
-        raise UsageError(f"{where}: the kernel has negative values; a blur kernel is ≥ 0")
-    total = kernel.sum()
-    if total <= 0:
-        raise UsageError(f"{where}: the kernel is all zero")
-    return (kernel / total).astype(np.float32)
 
 
 # --- planning ------------------------------------------------------------------------------

@@ -155,7 +155,7 @@ def benchmark(
     if dataset is None:
         raise UsageError("give --dataset NAME|FOLDER (or --speed); see umsn benchmark --help")
     from umsn_cli.benchmark import datasets
-    from umsn_cli.blur.synth import load_kernels
+    from umsn_cli.blur.kernel_files import load_kernels
     from umsn_cli.restorer import Restorer
 
     restorer = Restorer.load(
