@@ -103,16 +103,9 @@ def prepare_stage(cfg: TrainConfig, *, resume: bool = False) -> Stage:
     return stage
 
 
-def train(cfg: TrainConfig, resume: bool = False, progress: Progress | None = None) -> Path:
-    """Run (or continue) training; returns the path of the final checkpoint."""
-    out = Path(cfg.out)
-    device = torch.device("cpu")
-    if torch.cuda.is_available():  # one GPU per process: torchrun's LOCAL_RANK picks it
-        device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
-        torch.cuda.set_device(device)
-    rank = init_distributed(device)
-    torch.manual_seed(cfg.seed + rank.rank)
-
+def _batches(cfg: TrainConfig, rank: Rank) -> tuple[Sampler, FaceSet]:
+    """The sampler of training batches (the faces, with ``--extra-data``, blurred by the
+    run's mix and kernel bank), and the labelled faces held out for validation."""
     size = cfg.contract.size
     masks = Path(cfg.masks) if cfg.masks else None
     faces = load_faces(Path(cfg.data), masks, cfg.face_crop, size)
@@ -126,26 +119,77 @@ def train(cfg: TrainConfig, resume: bool = False, progress: Progress | None = No
         train_faces = concat_faces([train_faces, *extra])
     mix = MIXES[cfg.degradation].with_noise_max(cfg.noise_max)
     kernels = motion_bank(mix, cfg.kernel_bank, cfg.seed)
-    sampler = Sampler(
-        train_faces, kernels, seed=cfg.seed * 1000 + rank.rank, mix=mix, weights=weights
-    )
+    seed = cfg.seed * 1000 + rank.rank
+    return Sampler(train_faces, kernels, seed=seed, mix=mix, weights=weights), holdout
 
-    # Channels-last: 10–35% faster steps on the CPU (measured in the foundation issue).
-    stage = prepare_stage(cfg, resume=resume).to(device, memory_format=torch.channels_last)
-    optimizer = torch.optim.Adam(stage.trainable(), lr=cfg.lr)
+
+def _where_to_start(
+    cfg: TrainConfig,
+    stage: Stage,
+    optimizer: torch.optim.Optimizer,
+    sampler: Sampler,
+    rank: Rank,
+    resume: bool,
+) -> tuple[list[dict[str, Any]], int, WeightAverage | None]:
+    """The history, the first step and the weight average of the run: fresh, or (with
+    ``resume``) everything ``OUT/last.pt`` holds loaded into the stage, the optimiser
+    and this rank's sampler, so that the run goes on bit for bit."""
     history: list[dict[str, Any]] = []
     start = 0
-    average = None
+    last = Path(cfg.out) / "last.pt"
     if resume:
-        state = load_train_state(out / "last.pt", cfg)
-        load_stage_weights(stage, state["stage"], str(out / "last.pt"))
+        state = load_train_state(last, cfg)
+        load_stage_weights(stage, state["stage"], str(last))
         optimizer.load_state_dict(state["optimizer"])
         sampler.generator.set_state(state["sampler_rng"][rank.rank % len(state["sampler_rng"])])
         history, start = state["history"], state["step"]
+    average = None
     if cfg.ema > 0:
         average = WeightAverage(stage, cfg.ema)
         if resume:
             average.resume(state)
+    return history, start, average
+
+
+def _open_run_folder(
+    cfg: TrainConfig,
+    history: list[dict[str, Any]],
+    start: int,
+    average: WeightAverage | None,
+    sampler: Sampler,
+) -> None:
+    """The run folder as a run starts: its settings, its log so far, what is off, and
+    a picture of the degradations it trains on."""
+    out = Path(cfg.out)
+    out.mkdir(parents=True, exist_ok=True)
+    write_text(out / "config.json", json.dumps(cfg.to_dict(), indent=2) + "\n")
+    # Steps logged after the last checkpoint of a killed run are done again: the log
+    # restarts from the checkpoint's history so that it never holds a step twice.
+    write_text(out / "log.jsonl", "".join(json.dumps(h) + "\n" for h in history))
+    if not cfg.perceptual_term:
+        _log(out, history, {"kind": "note", "step": start, "note": "perceptual loss off"})
+    if average is not None and average.updates == 0:
+        note = f"validating the weight average (decay {cfg.ema:g}) from here"
+        _log(out, history, {"kind": "note", "step": start, "note": note})
+    picture = _preview(sampler.faces, sampler.mix, sampler.kernels)
+    save_rgb8(out / "degradations.png", picture, overwrite=True)
+
+
+def train(cfg: TrainConfig, resume: bool = False, progress: Progress | None = None) -> Path:
+    """Run (or continue) training; returns the path of the final checkpoint."""
+    out = Path(cfg.out)
+    device = torch.device("cpu")
+    if torch.cuda.is_available():  # one GPU per process: torchrun's LOCAL_RANK picks it
+        device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
+        torch.cuda.set_device(device)
+    rank = init_distributed(device)
+    torch.manual_seed(cfg.seed + rank.rank)
+
+    sampler, holdout = _batches(cfg, rank)
+    # Channels-last: 10–35% faster steps on the CPU (measured in the foundation issue).
+    stage = prepare_stage(cfg, resume=resume).to(device, memory_format=torch.channels_last)
+    optimizer = torch.optim.Adam(stage.trainable(), lr=cfg.lr)
+    history, start, average = _where_to_start(cfg, stage, optimizer, sampler, rank, resume)
     model: torch.nn.Module = stage
     if rank.world > 1:
         ids = [device.index] if device.type == "cuda" else None
@@ -155,18 +199,7 @@ def train(cfg: TrainConfig, resume: bool = False, progress: Progress | None = No
 
     val = stage.validation_set(cfg, holdout).to(device) if rank.main else None
     if rank.main:
-        out.mkdir(parents=True, exist_ok=True)
-        write_text(out / "config.json", json.dumps(cfg.to_dict(), indent=2) + "\n")
-        # Steps logged after the last checkpoint of a killed run are done again: the log
-        # restarts from the checkpoint's history so that it never holds a step twice.
-        lines = "".join(json.dumps(h) + "\n" for h in history)
-        write_text(out / "log.jsonl", lines)
-        if not cfg.perceptual_term:
-            _log(out, history, {"kind": "note", "step": start, "note": "perceptual loss off"})
-        if average is not None and average.updates == 0:
-            note = f"validating the weight average (decay {cfg.ema:g}) from here"
-            _log(out, history, {"kind": "note", "step": start, "note": note})
-        save_rgb8(out / "degradations.png", _preview(train_faces, mix, kernels), overwrite=True)
+        _open_run_folder(cfg, history, start, average, sampler)
 
     precision = resolved_precision(cfg.precision, device)
     if rank.main and precision != cfg.precision:
