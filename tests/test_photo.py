@@ -144,6 +144,21 @@ def test_mode_auto_tells_crops_from_photos():
     assert not looks_aligned(scene(1024, 1024), 128)  # too big for a crop
 
 
+def test_auto_mode_searches_a_photo_for_faces_once(monkeypatch):
+    """The faces found deciding crop-or-photo are the ones photo mode restores."""
+    from umsn_cli.photo import pipeline
+
+    calls = []
+    real = pipeline.detect_faces
+    monkeypatch.setattr(pipeline, "detect_faces", lambda *a, **k: calls.append(1) or real(*a, **k))
+    photo = paste_face(scene(400, 400), 40, 40, 80)  # small and square, but not a crop
+    mode, found = pipeline.choose_mode(photo, "auto", 128)
+    assert mode == "photo" and len(found) == 1 and len(calls) == 1
+    assert pipeline.choose_mode(photo, "photo", 128) == ("photo", None)
+    assert pipeline.choose_mode(scene(1024, 768), "auto", 128) == ("photo", None)  # not searched
+    assert len(calls) == 1
+
+
 def test_canvas_shares_overlapping_faces():
     photo = np.full((64, 64, 3), 0.5, np.float32)
     canvas = Canvas(photo)

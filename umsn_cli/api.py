@@ -62,12 +62,12 @@ def restore(
         raise UsageError(f"mode {mode!r}: choose one of {', '.join(MODES)}")
     loaded = _load(image)
     restorer = load_restorer(model, backend, flip_ensemble=flip_ensemble)
-    chosen = choose_mode(loaded.rgb, mode, restorer.input_size)
+    chosen, found = choose_mode(loaded.rgb, mode, restorer.input_size)
     if chosen == "aligned":
         rgb, faces, notes = restorer.deblur_batch([loaded])[0].rgb, [], []
     else:
         options = PhotoOptions(min_face, max_faces, only_center_face)
-        result = restore_photo(loaded.rgb, restorer, options)
+        result = restore_photo(loaded.rgb, restorer, options, found=found)
         rgb, notes = result.rgb, result.notes
         faces = [tuple(float(v) for v in f.face.box) for f in result.faces]
     if isinstance(image, Image.Image):

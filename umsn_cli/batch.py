@@ -35,6 +35,7 @@ from umsn_cli.images import (
     write_image,
 )
 from umsn_cli.inputs import Job, check_not_input, resolved_sources
+from umsn_cli.photo.detect import Face
 from umsn_cli.photo.pipeline import (
     MODES,
     PhotoOptions,
@@ -100,6 +101,7 @@ class _Item:
     image: LoadedImage
     outputs: dict[str, Path]
     mode: str  # "aligned" or "photo"
+    faces: list[Face] | None = None  # found choosing the mode: photo mode takes them
 
 
 Progress = Callable[[Path], None]
@@ -169,7 +171,9 @@ def _run_photo(item: _Item, restorer: Restorer, options: Options, report: Report
         # The decoded photo is needed afterwards only for the side-by-side picture; without
         # one the result is written into it, sparing a photo-sized copy.
         in_place = "compare" not in item.outputs and item.image.rgb.flags.writeable
-        result = restore_photo(item.image.rgb, restorer, options.photo, in_place=in_place)
+        result = restore_photo(
+            item.image.rgb, restorer, options.photo, in_place=in_place, found=item.faces
+        )
     except UmsnError as exc:
         _fail(report, source, str(exc), on_file)
         return
@@ -223,7 +227,7 @@ def _batches(
     for job in jobs:
         try:
             image = read_image(job.source)
-            mode = _mode(image, restorer, options)
+            mode, faces = _mode(image, restorer, options)
             outputs = _plan_outputs(job, image, options, mode)
             if options.skip_existing and all(t.exists() for t in outputs.values()):
                 for target in outputs.values():
@@ -268,7 +272,7 @@ def _batches(
         if mode == "photo":  # restored alone: holding several big photos costs gigabytes
             yield [_Item(job, image, outputs, mode)]
             continue
-        batch.append(_Item(job, image, outputs, mode))
+        batch.append(_Item(job, image, outputs, mode, faces))
         if len(batch) == options.batch_size:
             yield batch
             batch = []
@@ -276,9 +280,11 @@ def _batches(
         yield batch
 
 
-def _mode(image: LoadedImage, restorer: Restorer, options: Options) -> str:
+def _mode(
+    image: LoadedImage, restorer: Restorer, options: Options
+) -> tuple[str, list[Face] | None]:
     if options.task == "segment":
-        return "aligned"
+        return "aligned", None
     return choose_mode(image.rgb, options.mode, restorer.input_size)
 
 

@@ -68,25 +68,36 @@ class PhotoResult:
         return self.canvas.mask()
 
 
-def looks_aligned(rgb: np.ndarray, input_size: int) -> bool:
+def looks_aligned(rgb: np.ndarray, input_size: int, faces: list[Face] | None = None) -> bool:
     """``--mode auto``: is this a small, roughly square crop filled by one face?
 
     Small (at most 4× the model input) and square within 4:3; and either no face is
     found (a crop blurred past detection) or exactly one, at least 30 % of the width
     (aligned crops range from the paper's tight framing, about 70 %, to loose ones, 40 %).
+    ``faces``: the detections of ``rgb`` where they are known already.
     """
-    height, width = rgb.shape[:2]
-    if max(height, width) > 4 * input_size or max(height, width) > 4 / 3 * min(height, width):
+    if not _small_and_square(rgb, input_size):
         return False
+    faces = detect_faces(rgb) if faces is None else faces
+    return not faces or (len(faces) == 1 and faces[0].box[2] >= 0.3 * rgb.shape[1])
+
+
+def _small_and_square(rgb: np.ndarray, input_size: int) -> bool:
+    height, width = rgb.shape[:2]
+    return max(height, width) <= min(4 * input_size, 4 / 3 * min(height, width))
+
+
+def choose_mode(rgb: np.ndarray, mode: str, input_size: int) -> tuple[str, list[Face] | None]:
+    """``--mode`` for one image, "aligned" or "photo" (``auto`` asks :func:`looks_aligned`),
+    and the faces found in deciding (None where none were searched for), which photo mode
+    then takes instead of searching again. Only images at most 4× the model input are
+    searched here, where the search does not depend on ``--min-face`` (no tiles)."""
+    if mode != "auto":
+        return mode, None
+    if not _small_and_square(rgb, input_size):
+        return "photo", None
     faces = detect_faces(rgb)
-    return not faces or (len(faces) == 1 and faces[0].box[2] >= 0.3 * width)
-
-
-def choose_mode(rgb: np.ndarray, mode: str, input_size: int) -> str:
-    """``--mode`` for one image: "aligned" or "photo" (``auto`` asks :func:`looks_aligned`)."""
-    if mode == "auto":
-        return "aligned" if looks_aligned(rgb, input_size) else "photo"
-    return mode
+    return ("aligned" if looks_aligned(rgb, input_size, faces) else "photo"), faces
 
 
 def restore_photo(
@@ -95,16 +106,19 @@ def restore_photo(
     options: PhotoOptions | None = None,
     *,
     in_place: bool = False,
+    found: list[Face] | None = None,
 ) -> PhotoResult:
     """Restore every chosen face of an H×W×3 photo; everything else stays bit-exact.
 
     ``in_place`` writes the result into ``rgb`` (a writable float32 array) rather than
     a copy: for an 80-megapixel photo that is a gigabyte less, and the CLI, which owns
     the decoded photo, needs the original no more.
+    ``found``: the photo's detections, where :func:`choose_mode` made them already.
     """
     options = options or PhotoOptions()
     height, width = rgb.shape[:2]
-    found = detect_faces(rgb, min_face=options.min_face)
+    if found is None:
+        found = detect_faces(rgb, min_face=options.min_face)
     faces, small = choose_faces(
         found,
         (width, height),
