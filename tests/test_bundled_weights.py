@@ -81,3 +81,21 @@ def test_a_blurred_face_in_a_photo_comes_back_closer_to_the_sharp_one():
     face = (slice(150, 300), slice(270, 420))
     assert psnr(result.rgb[face], sharp[face]) > psnr(blurry[face], sharp[face])
     assert np.array_equal(result.rgb[:, :150], blurry[:, :150])  # far from the face
+
+
+def test_the_default_judges_the_sharp_example_sharp_and_the_blurred_one_blurred():
+    """--strength auto with the real weights: the blurred example gets the whole
+    correction, the sharp face only the sharp faces' share, and comes back closer to
+    itself than at strength 1."""
+    from umsn_cli.images import from_array
+    from umsn_cli.restorer import Restorer
+    from umsn_cli.strength import SHARP_STRENGTH
+
+    sharp, blurry = example_face(), example_blurry()
+    auto = Restorer.load(DEFAULT.id, backend="cpu", offline=True)
+    full = Restorer.load(DEFAULT.id, backend="cpu", offline=True, strength=1.0)
+    kept, restored = auto.deblur_batch([from_array(sharp), from_array(blurry)])
+    assert kept.sharp and kept.strength == pytest.approx(SHARP_STRENGTH)
+    assert not restored.sharp and restored.strength == 1.0
+    softened = full.deblur_batch([from_array(sharp)])[0]
+    assert psnr(kept.rgb, sharp) > psnr(softened.rgb, sharp) + 1.0

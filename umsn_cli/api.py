@@ -23,6 +23,7 @@ from umsn_cli.errors import UsageError
 from umsn_cli.images import LoadedImage, from_array, from_pil, to_array
 from umsn_cli.photo.pipeline import MODES, PhotoOptions, choose_mode, restore_photo
 from umsn_cli.restorer import Restored, Restorer, load_restorer
+from umsn_cli.strength import parse_strength
 from umsn_cli.weights.manifest import DEFAULT_MODEL
 
 __all__ = ["Restoration", "Restored", "Restorer", "deblur", "load_restorer", "restore", "segment"]
@@ -50,18 +51,22 @@ def restore(
     max_faces: int | None = None,
     only_center_face: bool = False,
     flip_ensemble: bool = False,
+    strength: float | str = "auto",
 ) -> Restoration:
     """Restore an aligned face crop or every face of a photo, as ``umsn deblur`` does.
 
     ``mode="auto"`` decides like the CLI: a small, roughly square image filled by one
     face is a crop, anything else a photo, whose faces are found, aligned, restored and
     pasted back; the face options are the CLI's ``--min-face`` and friends;
-    ``flip_ensemble`` also restores each mirrored face and averages (``--flip-ensemble``).
+    ``flip_ensemble`` also restores each mirrored face and averages (``--flip-ensemble``);
+    ``strength`` is how much of the correction each face gets, ``"auto"`` or 0 to 1
+    (``--strength``).
     """
     if mode not in MODES:
         raise UsageError(f"mode {mode!r}: choose one of {', '.join(MODES)}")
     loaded = _load(image)
-    restorer = load_restorer(model, backend, flip_ensemble=flip_ensemble)
+    level = parse_strength(str(strength))
+    restorer = load_restorer(model, backend, flip_ensemble=flip_ensemble, strength=level)
     chosen, found = choose_mode(loaded.rgb, mode, restorer.input_size)
     if chosen == "aligned":
         rgb, faces, notes = restorer.deblur_batch([loaded])[0].rgb, [], []

@@ -43,7 +43,8 @@ from umsn_cli.photo.pipeline import (
     choose_mode,
     restore_photo,
 )
-from umsn_cli.restorer import Restorer
+from umsn_cli.restorer import Restored, Restorer
+from umsn_cli.strength import describe
 from umsn_cli.visualize import labels_from_probs, overlay, side_by_side
 
 
@@ -88,6 +89,7 @@ class Report:
     skipped: list[Path] = field(default_factory=list)  # --skip-existing: already complete
     written: list[Path] = field(default_factory=list)  # every file written, in order
     faces: int = 0  # faces restored (an aligned crop is one)
+    sharp: int = 0  # of them, judged sharp already (umsn_cli.strength)
     seconds: float = 0.0
 
     @property
@@ -155,12 +157,16 @@ def _run_aligned(
         for item in batch:
             _fail(report, item.job.source, message, on_file)
         return
-    for item, (rgb, probs) in zip(batch, results, strict=True):
+    for item, (rgb, probs, restored) in zip(batch, results, strict=True):
         try:
             report.written += _write_outputs(item, rgb, probs, options)
         except UmsnError as exc:
             _fail(report, item.job.source, str(exc), on_file)
             continue
+        if restored is not None:
+            note = describe(restored.detail_ratio, restored.strength)
+            report.notes.append((item.job.source, note))
+            report.sharp += restored.sharp
         report.faces += 1
         _done(report, item.job.source, on_file)
 
@@ -191,6 +197,7 @@ def _run_photo(item: _Item, restorer: Restorer, options: Options, report: Report
         kind = report.warnings if note.startswith("no face") else report.notes
         kind.append((source, note))
     report.faces += len(result.faces)
+    report.sharp += sum(face.sharp for face in result.faces)
     _done(report, source, on_file)
 
 
@@ -307,10 +314,10 @@ def _plan_outputs(job: Job, image: LoadedImage, options: Options, mode: str) -> 
 
 def _infer(
     restorer: Restorer, options: Options, images: list[LoadedImage]
-) -> list[tuple[np.ndarray | None, np.ndarray]]:
+) -> list[tuple[np.ndarray | None, np.ndarray, Restored | None]]:
     if options.task == "deblur":
-        return [(r.rgb, r.probs) for r in restorer.deblur_batch(images)]
-    return [(None, probs) for probs in restorer.segment_batch(images)]
+        return [(r.rgb, r.probs, r) for r in restorer.deblur_batch(images)]
+    return [(None, probs, None) for probs in restorer.segment_batch(images)]
 
 
 def _write_outputs(

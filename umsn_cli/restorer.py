@@ -21,6 +21,7 @@ from umsn_cli.backends.registry import choose_backend
 from umsn_cli.errors import WeightsError
 from umsn_cli.images import LoadedImage
 from umsn_cli.nn import UMSN
+from umsn_cli.strength import SHARP_RATIO, auto_strength, blend, detail_ratio
 from umsn_cli.weights import load_model
 from umsn_cli.weights.download import TransferProgress
 from umsn_cli.weights.manifest import DEFAULT_MODEL
@@ -28,17 +29,31 @@ from umsn_cli.weights.manifest import DEFAULT_MODEL
 
 @dataclass
 class Restored:
-    """One result: the restored image and the class probabilities, both at source size."""
+    """One result: the restored image and the class probabilities, both at source size,
+    and how much of the correction it got (:mod:`umsn_cli.strength`)."""
 
     rgb: np.ndarray  # float32 H×W×3 in [0, 1]
     probs: np.ndarray  # float32 4×H×W in [0, 1]
+    detail_ratio: float = 1.0  # mid-frequency detail in over out: about 1 for a sharp face
+    strength: float = 1.0  # the share of the network's correction applied
+
+    @property
+    def sharp(self) -> bool:
+        """Whether the face was judged sharp already."""
+        return self.detail_ratio >= SHARP_RATIO
 
 
 class Restorer:
     """A loaded model on one backend. Thread-compatible, not thread-safe."""
 
     def __init__(
-        self, model: UMSN, backend: Backend, model_ref: str, flip_ensemble: bool = False
+        self,
+        model: UMSN,
+        backend: Backend,
+        model_ref: str,
+        flip_ensemble: bool = False,
+        strength: float | None = None,
+        skip_sharp: bool = False,
     ) -> None:
         self.model = model
         self.backend = backend
@@ -47,6 +62,11 @@ class Restorer:
         # left to right, so the two restorations err differently and their mean is closer
         # (+0.1 dB measured on held-out faces), at twice the inference time.
         self.flip_ensemble = flip_ensemble
+        # How much of its correction each face gets: None (auto) judges each face by
+        # what the network did to it, so sharp faces are not softened; skip_sharp leaves
+        # the faces judged sharp exactly as they were (umsn_cli.strength).
+        self.strength = strength
+        self.skip_sharp = skip_sharp
         self.contract = model.config.input  # what the weights expect of an image
         self.input_size = self.contract.size
 
@@ -61,6 +81,8 @@ class Restorer:
         offline: bool | None = None,
         progress: TransferProgress | None = None,
         flip_ensemble: bool = False,
+        strength: float | None = None,
+        skip_sharp: bool = False,
     ) -> Restorer:
         """Resolve ``model`` (id, config name, imported id or file), load it, pick a backend.
 
@@ -70,7 +92,7 @@ class Restorer:
         runner_class = choose_backend(backend, device, precision)  # before any download
         network, sha256 = load_model(model, offline=offline, progress=progress)
         runner = runner_class(network, weights_key=sha256, device=device, precision=precision)
-        restorer = cls(network, runner, model, flip_ensemble)
+        restorer = cls(network, runner, model, flip_ensemble, strength, skip_sharp)
         restorer.self_check()
         return restorer
 
@@ -121,10 +143,20 @@ class Restorer:
             restored = (restored + mirrored.flip(-1)) / 2
             probs = (probs + mirrored_probs.flip(-1)) / 2
         self._check_output(restored)  # never written as black pixels
+        ratio = detail_ratio(inputs, restored)
+        if self.strength is None:
+            strength = auto_strength(ratio)
+        else:
+            strength = torch.full_like(ratio, self.strength)
+        if self.skip_sharp:
+            strength = torch.where(ratio >= SHARP_RATIO, torch.zeros_like(strength), strength)
+        restored = blend(inputs, restored.float(), strength)
         return [
             Restored(
                 rgb=restored_at_source_size(restored[i], inputs[i], im.rgb),
                 probs=probs_at_source_size(probs[i], *im.rgb.shape[:2]),
+                detail_ratio=float(ratio[i]),
+                strength=float(strength[i]),
             )
             for i, im in enumerate(images)
         ]
@@ -142,8 +174,10 @@ def load_restorer(
     device: str | None = None,
     precision: str = "auto",
     flip_ensemble: bool = False,
+    strength: float | None = None,
 ) -> Restorer:
     """A cached :class:`Restorer`, so repeated API calls do not reload the weights."""
     return Restorer.load(
-        model, backend=backend, device=device, precision=precision, flip_ensemble=flip_ensemble
-    )
+        model, backend=backend, device=device, precision=precision, flip_ensemble=flip_ensemble,
+        strength=strength,
+    )  # fmt: skip

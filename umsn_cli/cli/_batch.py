@@ -192,7 +192,15 @@ def batch_command(command: Callable[..., None]) -> Callable[..., None]:
     return with_parameters(wrapper, [*shared[:6], *own, *shared[6:]])
 
 
-def run_batch(task: str, run: BatchRun, *, flip_ensemble: bool = False, **options: Any) -> None:
+def run_batch(
+    task: str,
+    run: BatchRun,
+    *,
+    flip_ensemble: bool = False,
+    strength: float | None = None,
+    skip_sharp: bool = False,
+    **options: Any,
+) -> None:
     """Plan, load, run with a progress bar, summarise; exit 1 if any file failed."""
     from umsn_cli import batch
     from umsn_cli.examples import write_example
@@ -237,6 +245,8 @@ def run_batch(task: str, run: BatchRun, *, flip_ensemble: bool = False, **option
                 offline=run.offline or None,
                 progress=transfer_bar,
                 flip_ensemble=flip_ensemble,
+                strength=strength,
+                skip_sharp=skip_sharp,
             )
         if not run.quiet:
             err_console.print(f"using {restorer.info}")
@@ -251,7 +261,7 @@ def run_batch(task: str, run: BatchRun, *, flip_ensemble: bool = False, **option
             return
     _summarise(
         task, report, output, verbose=run.verbose or len(jobs) == 1, quiet=run.quiet,
-        print0=run.print0,
+        print0=run.print0, skip_sharp=skip_sharp,
     )  # fmt: skip
 
 
@@ -295,6 +305,7 @@ def _summarise(
     quiet: bool,
     paths: bool = True,
     print0: bool = False,
+    skip_sharp: bool = False,
 ) -> None:
     # Piped (`umsn deblur … | xargs …`): stdout carries the files written, one per line
     # (or NUL-ended with --print0); everything for people stays on stderr.
@@ -315,6 +326,8 @@ def _summarise(
                 err_console.print(f"{escape(str(source))}: {escape(note)}", style="dim")
         report_problems(report.warnings, report.failed, verbose=verbose)
         skipped = f", {len(report.skipped)} skipped (already done)" if report.skipped else ""
+        if skip_sharp:
+            skipped += f", {report.sharp} face(s) judged sharp left as they were"
         err_console.print(
             f"{task}: {len(report.done)} done, {len(report.failed)} failed{skipped} in "
             f"{report.seconds:.1f} s ({report.faces_per_second:.1f} faces/s) → "

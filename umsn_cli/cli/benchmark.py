@@ -85,6 +85,12 @@ def benchmark(
             "--flip-ensemble", help="Score deblur --flip-ensemble: each face and its mirror."
         ),
     ] = False,
+    strength: Annotated[
+        str,
+        typer.Option(
+            "--strength", help="Score deblur --strength: auto, or 0 to 1 (1: the whole correction)."
+        ),
+    ] = "auto",
     identity: Annotated[
         bool, typer.Option("--identity", help="Also the dlib identity distance (needs umsn[eval]).")
     ] = False,
@@ -157,10 +163,11 @@ def benchmark(
     from umsn_cli.benchmark import datasets
     from umsn_cli.blur.kernel_files import load_kernels
     from umsn_cli.restorer import Restorer
+    from umsn_cli.strength import parse_strength
 
     restorer = Restorer.load(
         model, backend=backend, device=device, precision=precision.value, offline=offline,
-        progress=transfer_bar, flip_ensemble=flip_ensemble,
+        progress=transfer_bar, flip_ensemble=flip_ensemble, strength=parse_strength(strength),
     )  # fmt: skip
     test = datasets.open_dataset(
         dataset,

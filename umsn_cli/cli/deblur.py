@@ -70,12 +70,25 @@ def deblur(
             "--save-faces", help="Photo mode: also write each aligned face before and after."
         ),
     ] = False,
+    strength: Annotated[
+        str,
+        typer.Option(
+            "--strength",
+            help="How much of the correction each face gets, 0 (none) to 1 (all); auto: all "
+            "for blurred faces, a little for sharp ones, judged per face (-v shows it).",
+        ),
+    ] = "auto",
+    skip_sharp: Annotated[
+        bool,
+        typer.Option("--skip-sharp", help="Leave the faces judged sharp exactly as they were."),
+    ] = False,
 ) -> None:
     """Restore blurred faces in photos or aligned face crops into the -o folder.
 
     Example: umsn deblur photos/*.jpg -o out/
     """
     from umsn_cli.photo.pipeline import PhotoOptions
+    from umsn_cli.strength import parse_strength
 
     opt.run_batch(
         "deblur",
@@ -87,4 +100,6 @@ def deblur(
         photo=PhotoOptions(min_face, max_faces, only_center_face),
         save_faces=save_faces,
         flip_ensemble=flip_ensemble,
+        strength=parse_strength(strength),
+        skip_sharp=skip_sharp,
     )

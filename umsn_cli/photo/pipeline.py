@@ -18,6 +18,7 @@ from umsn_cli.photo.align import Alignment, align, crop, similarity
 from umsn_cli.photo.detect import Face, choose_faces, confidence_at, detect_faces
 from umsn_cli.photo.paste import Canvas, face_mask, real_pixels_mask
 from umsn_cli.restorer import Restorer
+from umsn_cli.strength import describe
 
 #: What ``--mode`` takes: aligned crops, whole photos, or auto (decided per image).
 MODES = values(Mode)
@@ -50,6 +51,7 @@ class RestoredFace:
     before: np.ndarray  # the aligned crop, S×S×3
     after: np.ndarray
     probs: np.ndarray  # 4×S×S
+    sharp: bool = False  # judged sharp already (umsn_cli.strength)
 
 
 @dataclass
@@ -146,7 +148,11 @@ def restore_photo(
         change = torch.from_numpy(result.rgb - before).permute(2, 0, 1)
         mask = face_mask(result.probs) * real_pixels_mask(alignment, height, width)
         canvas.add(alignment, change, mask)
-        restored.append(RestoredFace(face, alignment, before, result.rgb, result.probs))
+        restored.append(
+            RestoredFace(face, alignment, before, result.rgb, result.probs, result.sharp)
+        )
+        left, top = (round(v) for v in face.box[:2])
+        notes.append(f"face at ({left}, {top}): {describe(result.detail_ratio, result.strength)}")
     notes.append(f"{len(faces)} face(s) restored")
     return PhotoResult(canvas.result(in_place=in_place), restored, notes, canvas)
 

@@ -1,0 +1,100 @@
+"""``--strength``: how much of the network's correction each face gets, judged per face."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from cli_helpers import face, pixels, save
+from test_cli_deblur import assert_clean_error, deblur
+
+from umsn_cli import restorer as restorer_module
+from umsn_cli.blur import blur_image, random_kernels
+from umsn_cli.errors import UsageError
+from umsn_cli.images import from_array
+from umsn_cli.restorer import Restorer
+from umsn_cli.strength import (
+    BLURRED_RATIO,
+    SHARP_RATIO,
+    SHARP_STRENGTH,
+    auto_strength,
+    blend,
+    detail_ratio,
+    parse_strength,
+)
+
+
+def _tensor(rgb: np.ndarray) -> torch.Tensor:
+    return torch.from_numpy(np.ascontiguousarray(rgb, dtype=np.float32)).permute(2, 0, 1)[None]
+
+
+def test_the_detail_ratio_tells_a_blurred_input_from_a_sharp_one():
+    sharp = np.asarray(face(128), dtype=np.float32) / 255
+    blurred = blur_image(sharp, random_kernels([13], seed=1)[0]).astype(np.float32)
+    softened = blur_image(sharp, np.full((3, 3), 1 / 9)).astype(np.float32)
+    # A network that sharpens a blurred face, or leaves a sharp one as it was / softer.
+    restored_blur = detail_ratio(_tensor(blurred), _tensor(sharp))
+    untouched = detail_ratio(_tensor(sharp), _tensor(sharp))
+    smoothed = detail_ratio(_tensor(sharp), _tensor(softened))
+    assert float(restored_blur) < BLURRED_RATIO
+    assert float(untouched) == pytest.approx(1.0)
+    assert float(smoothed) > SHARP_RATIO
+    both = detail_ratio(torch.cat([_tensor(blurred), _tensor(sharp)]),
+                        torch.cat([_tensor(sharp), _tensor(sharp)]))  # fmt: skip
+    assert both.shape == (2,) and float(both[0]) == pytest.approx(float(restored_blur), rel=1e-5)
+
+
+def test_auto_strength_gives_blurred_faces_everything_and_sharp_ones_a_little():
+    ratios = torch.tensor([0.2, BLURRED_RATIO, (BLURRED_RATIO + SHARP_RATIO) / 2, SHARP_RATIO, 1.5])
+    strength = auto_strength(ratios).tolist()
+    assert strength[:2] == [1.0, 1.0]
+    assert strength[2] == pytest.approx((1 + SHARP_STRENGTH) / 2)
+    assert strength[3:] == pytest.approx([SHARP_STRENGTH, SHARP_STRENGTH])
+
+
+def test_blend_takes_each_image_its_share_of_the_change():
+    before, after = torch.zeros(2, 3, 4, 4), torch.ones(2, 3, 4, 4)
+    mixed = blend(before, after, torch.tensor([0.0, 0.25]))
+    assert float(mixed[0].max()) == 0.0 and torch.allclose(mixed[1], torch.full((3, 4, 4), 0.25))
+
+
+@pytest.mark.parametrize("value", ["2", "-0.1", "strong", "nan"])
+def test_strength_is_auto_or_a_number_from_0_to_1(value):
+    assert parse_strength("auto") is None and parse_strength("0.5") == 0.5
+    assert parse_strength("0") == 0.0 and parse_strength("1") == 1.0
+    with pytest.raises(UsageError, match="auto or a number from 0 to 1"):
+        parse_strength(value)
+
+
+def test_strength_0_gives_the_input_back_and_1_the_network_output(tiny_checkpoint):
+    image = from_array(np.asarray(face(128), dtype=np.float32) / 255)
+    none = Restorer.load(str(tiny_checkpoint), backend="cpu", strength=0.0)
+    full = Restorer.load(str(tiny_checkpoint), backend="cpu", strength=1.0)
+    kept = none.deblur_batch([image])[0]
+    np.testing.assert_allclose(kept.rgb, image.rgb, atol=1e-6)
+    assert kept.strength == 0.0
+    network, _ = full.backend.deblur(_tensor(image.rgb))
+    expected = network[0].permute(1, 2, 0).numpy()
+    np.testing.assert_allclose(full.deblur_batch([image])[0].rgb, expected, atol=1e-5)
+
+
+def test_skip_sharp_leaves_a_face_judged_sharp_as_it_was(tmp_path, tiny_checkpoint, monkeypatch):
+    """The judgement is the network's: a random tiny one cannot make it, so it is set."""
+    monkeypatch.setattr(restorer_module, "detail_ratio", lambda before, after: torch.ones(1))
+    src = save(face(128), tmp_path / "in" / "a.png")
+    result = deblur(tiny_checkpoint, src, "-o", tmp_path / "out", "--skip-sharp", "-v")
+    assert result.exit_code == 0, result.output
+    assert np.array_equal(pixels(tmp_path / "out" / "a.png"), pixels(src))
+    assert "detail ratio 1.00 (sharp): strength 0.00" in result.stderr
+    assert "1 face(s) judged sharp left as they were" in result.stderr
+    # Without --skip-sharp the same face gets the sharp faces' share of the correction.
+    auto = deblur(tiny_checkpoint, src, "-o", tmp_path / "auto", "-v")
+    assert f"strength {SHARP_STRENGTH:.2f}" in auto.stderr and "judged sharp" not in auto.stderr
+
+
+def test_a_strength_out_of_range_is_refused_before_the_model_loads(tmp_path, tiny_checkpoint):
+    src = save(face(128), tmp_path / "a.png")
+    message = assert_clean_error(deblur(tiny_checkpoint, src, "-o", tmp_path / "o",
+                                        "--strength", "1.5"), 2)  # fmt: skip
+    assert "--strength 1.5: give auto or a number from 0 to 1" in message
+    assert not (tmp_path / "o").exists()
