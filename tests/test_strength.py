@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+
 import numpy as np
 import pytest
 import torch
 from cli_helpers import face, pixels, save
+from PIL import Image
 from test_cli_deblur import assert_clean_error, deblur
 
 from umsn_cli import restorer as restorer_module
@@ -97,4 +101,41 @@ def test_a_strength_out_of_range_is_refused_before_the_model_loads(tmp_path, tin
     message = assert_clean_error(deblur(tiny_checkpoint, src, "-o", tmp_path / "o",
                                         "--strength", "1.5"), 2)  # fmt: skip
     assert "--strength 1.5: give auto or a number from 0 to 1" in message
+    assert not (tmp_path / "o").exists()
+
+
+def test_the_report_says_which_face_was_judged_what(tmp_path, tiny_checkpoint, monkeypatch):
+    """--report: per file (crops and photos) the faces, their judgement and strength."""
+    from photo_helpers import paste_face, scene
+
+    ratios = iter([0.3, 1.0, 0.3])  # the crop blurred; the photo's face sharp; spare
+    monkeypatch.setattr(
+        restorer_module, "detail_ratio", lambda before, after: torch.tensor([next(ratios)])
+    )
+    save(face(128), tmp_path / "in" / "crop.png")
+    photo = paste_face(scene(), 200, 100, 160)
+    save(Image.fromarray((photo * 255).astype(np.uint8)), tmp_path / "in" / "photo.png")
+    result = deblur(tiny_checkpoint, tmp_path / "in", "-o", tmp_path / "out",
+                    "--report", tmp_path / "r" / "report.json", "--batch-size", "1")  # fmt: skip
+    assert result.exit_code == 0, result.output
+    report = json.loads((tmp_path / "r" / "report.json").read_text())
+    assert report["strength"] == "auto" and report["failed"] == []
+    files = {Path(f["file"]).name: f for f in report["files"]}
+    assert files["crop.png"]["mode"] == "aligned"
+    assert files["crop.png"]["faces"] == [
+        {"box": None, "detail_ratio": 0.3, "judged": "blurred", "strength": 1.0}
+    ]
+    (seen,) = files["photo.png"]["faces"]
+    assert files["photo.png"]["mode"] == "photo" and seen["judged"] == "sharp"
+    assert seen["strength"] == pytest.approx(SHARP_STRENGTH, abs=1e-4)
+    assert 150 < seen["box"][0] < 260
+
+
+def test_a_report_in_a_folder_that_cannot_be_written_is_refused_first(tmp_path, tiny_checkpoint):
+    src = save(face(128), tmp_path / "a.png")
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    message = assert_clean_error(deblur(tiny_checkpoint, src, "-o", tmp_path / "o",
+                                        "--report", blocker / "r.json"), 2)  # fmt: skip
+    assert "file" in message
     assert not (tmp_path / "o").exists()

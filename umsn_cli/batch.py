@@ -44,7 +44,7 @@ from umsn_cli.photo.pipeline import (
     restore_photo,
 )
 from umsn_cli.restorer import Restored, Restorer
-from umsn_cli.strength import describe
+from umsn_cli.strength import describe, face_record
 from umsn_cli.visualize import labels_from_probs, overlay, side_by_side
 
 
@@ -90,6 +90,8 @@ class Report:
     written: list[Path] = field(default_factory=list)  # every file written, in order
     faces: int = 0  # faces restored (an aligned crop is one)
     sharp: int = 0  # of them, judged sharp already (umsn_cli.strength)
+    # Per file restored: its faces' judgement and strength (deblur --report).
+    records: list[dict] = field(default_factory=list)
     seconds: float = 0.0
 
     @property
@@ -167,6 +169,8 @@ def _run_aligned(
             note = describe(restored.detail_ratio, restored.strength)
             report.notes.append((item.job.source, note))
             report.sharp += restored.sharp
+            face = face_record(restored.detail_ratio, restored.strength)
+            report.records.append(_record(item, "aligned", [face]))
         report.faces += 1
         _done(report, item.job.source, on_file)
 
@@ -198,7 +202,16 @@ def _run_photo(item: _Item, restorer: Restorer, options: Options, report: Report
         kind.append((source, note))
     report.faces += len(result.faces)
     report.sharp += sum(face.sharp for face in result.faces)
+    faces = [face_record(f.detail_ratio, f.strength, [round(v, 1) for v in f.face.box])
+             for f in result.faces]  # fmt: skip
+    report.records.append(_record(item, "photo", faces))
     _done(report, source, on_file)
+
+
+def _record(item: _Item, mode: str, faces: list[dict]) -> dict:
+    output = item.outputs.get("image")
+    return {"file": str(item.job.source), "output": str(output) if output else None,
+            "mode": mode, "faces": faces}  # fmt: skip
 
 
 #: How torch and its allocators word running out of memory (CPU, CUDA, MPS).

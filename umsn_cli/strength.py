@@ -61,10 +61,20 @@ def blend(before: torch.Tensor, after: torch.Tensor, strength: torch.Tensor) -> 
     return before + strength.view(-1, 1, 1, 1).to(after.dtype) * (after - before)
 
 
+def judged(ratio: float) -> str:
+    """What a face was judged: ``sharp``, ``blurred`` or, between the two, ``mild``."""
+    return "sharp" if ratio >= SHARP_RATIO else "blurred" if ratio <= BLURRED_RATIO else "mild"
+
+
 def describe(ratio: float, strength: float) -> str:
     """The ``-v`` line of one face: what it was judged, and what it got."""
-    judged = "sharp" if ratio >= SHARP_RATIO else "blurred" if ratio <= BLURRED_RATIO else "mild"
-    return f"detail ratio {ratio:.2f} ({judged}): strength {strength:.2f}"
+    return f"detail ratio {ratio:.2f} ({judged(ratio)}): strength {strength:.2f}"
+
+
+def face_record(ratio: float, strength: float, box: list[float] | None = None) -> dict:
+    """One face of ``deblur --report``: where it is (photos), its judgement, its strength."""
+    return {"box": box, "detail_ratio": round(ratio, 4), "judged": judged(ratio),
+            "strength": round(strength, 4)}  # fmt: skip
 
 
 def parse_strength(value: str) -> float | None:

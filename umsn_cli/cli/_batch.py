@@ -6,6 +6,7 @@ from __future__ import annotations
 import functools
 import inspect
 import io
+import json
 import os
 import sys
 import tempfile
@@ -28,11 +29,13 @@ from umsn_cli.cli._common import (
     warn,
     with_parameters,
 )
-from umsn_cli.errors import ImageError, UsageError
+from umsn_cli.errors import ImageError, UsageError, one_line
+from umsn_cli.files import check_writable_folder
 from umsn_cli.weights.manifest import DEFAULT_MODEL
 
 if TYPE_CHECKING:
     from umsn_cli.batch import Report
+    from umsn_cli.restorer import Restorer
 
 # The options several commands share, as ``Annotated`` types (Typer's recommended
 # style): a command declares ``model: opt.Model = DEFAULT_MODEL``.
@@ -199,6 +202,7 @@ def run_batch(
     flip_ensemble: bool = False,
     strength: float | None = None,
     skip_sharp: bool = False,
+    report_file: Path | None = None,
     **options: Any,
 ) -> None:
     """Plan, load, run with a progress bar, summarise; exit 1 if any file failed."""
@@ -220,6 +224,14 @@ def run_batch(
     _check_pipe(task, items, to_stdout, example=example, settings=settings)
     if not to_stdout:
         batch.check_output_folder(output)
+    if report_file is not None:
+        try:  # found now, not after the whole batch
+            check_writable_folder(report_file.parent)
+        except OSError as exc:
+            raise UsageError(
+                f"--report {report_file}: its folder cannot be written ({one_line(exc)}); "
+                "choose another"
+            ) from exc
     with tempfile.TemporaryDirectory(prefix="umsn-example-") as scratch:
         if items == ["-"]:
             items = [str(_stdin_to_file(Path(scratch)))]
@@ -253,6 +265,8 @@ def run_batch(
         with progress_bar(task, len(jobs)) as bar:
             report = batch.run(jobs, restorer, settings, on_file=bar.advance)
         report.failed[:0] = missing
+        if report_file is not None:
+            _write_report(report_file, report, restorer)
         if to_stdout:
             _summarise(task, report, Path("-"), verbose=True, quiet=run.quiet, paths=False)
             if report.written:
@@ -263,6 +277,21 @@ def run_batch(
         task, report, output, verbose=run.verbose or len(jobs) == 1, quiet=run.quiet,
         print0=run.print0, skip_sharp=skip_sharp,
     )  # fmt: skip
+
+
+def _write_report(path: Path, report: Report, restorer: Restorer) -> None:
+    """``--report``: what was done to each file and face, as JSON."""
+    from umsn_cli.files import write_text
+
+    data = {
+        "model": restorer.model_ref,
+        "strength": "auto" if restorer.strength is None else restorer.strength,
+        "skip_sharp": restorer.skip_sharp,
+        "seconds": round(report.seconds, 3),
+        "files": report.records,
+        "failed": [{"file": str(source), "error": message} for source, message in report.failed],
+    }
+    write_text(path, json.dumps(data, indent=1, ensure_ascii=False) + "\n")
 
 
 def _check_pipe(task: str, items: list[str], to_stdout: bool, *, example: bool, settings) -> None:

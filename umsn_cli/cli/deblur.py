@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -82,6 +83,14 @@ def deblur(
         bool,
         typer.Option("--skip-sharp", help="Leave the faces judged sharp exactly as they were."),
     ] = False,
+    report: Annotated[
+        Path | None,
+        typer.Option(
+            "--report",
+            help="Write FILE.json: per file and face, the box, the judgement and the strength.",
+            show_default=False,
+        ),
+    ] = None,
 ) -> None:
     """Restore blurred faces in photos or aligned face crops into the -o folder.
 
@@ -102,4 +111,5 @@ def deblur(
         flip_ensemble=flip_ensemble,
         strength=parse_strength(strength),
         skip_sharp=skip_sharp,
+        report_file=report,
     )

@@ -18,7 +18,7 @@ from umsn_cli.photo.align import Alignment, align, crop, similarity
 from umsn_cli.photo.detect import Face, choose_faces, confidence_at, detect_faces
 from umsn_cli.photo.paste import Canvas, face_mask, real_pixels_mask
 from umsn_cli.restorer import Restorer
-from umsn_cli.strength import describe
+from umsn_cli.strength import SHARP_RATIO, describe
 
 #: What ``--mode`` takes: aligned crops, whole photos, or auto (decided per image).
 MODES = values(Mode)
@@ -51,7 +51,12 @@ class RestoredFace:
     before: np.ndarray  # the aligned crop, S×S×3
     after: np.ndarray
     probs: np.ndarray  # 4×S×S
-    sharp: bool = False  # judged sharp already (umsn_cli.strength)
+    detail_ratio: float = 1.0  # mid-frequency detail in over out (umsn_cli.strength)
+    strength: float = 1.0  # the share of the correction it got
+
+    @property
+    def sharp(self) -> bool:
+        return self.detail_ratio >= SHARP_RATIO
 
 
 @dataclass
@@ -148,9 +153,8 @@ def restore_photo(
         change = torch.from_numpy(result.rgb - before).permute(2, 0, 1)
         mask = face_mask(result.probs) * real_pixels_mask(alignment, height, width)
         canvas.add(alignment, change, mask)
-        restored.append(
-            RestoredFace(face, alignment, before, result.rgb, result.probs, result.sharp)
-        )
+        judged = (result.detail_ratio, result.strength)
+        restored.append(RestoredFace(face, alignment, before, result.rgb, result.probs, *judged))
         left, top = (round(v) for v in face.box[:2])
         notes.append(f"face at ({left}, {top}): {describe(result.detail_ratio, result.strength)}")
     notes.append(f"{len(faces)} face(s) restored")
