@@ -176,3 +176,17 @@ def test_the_blurry_input_is_aligned_too():
     scores = run(test, Unchanged(), align=4).overall()
     assert scores["psnr"] == pytest.approx(scores["psnr_blurry"])
     assert scores["psnr_blurry"] >= scores["psnr_plain_blurry"] - 1e-9
+
+
+def test_colour_shift_is_the_largest_channel_move_of_the_face_in_levels():
+    from umsn_cli.benchmark.quality import colour_shift
+
+    sharp = np.random.default_rng(0).uniform(0.2, 0.8, (32, 32, 3))
+    face = np.zeros((32, 32))
+    face[8:24, 8:24] = 1
+    tinted = sharp.copy()
+    tinted[8:24, 8:24, 2] += 3 / 255  # the face 3 levels bluer
+    tinted[:8, :, 0] += 0.5  # the background redder: not the face
+    assert colour_shift(sharp, sharp, face) == 0.0
+    assert colour_shift(tinted, sharp, face) == pytest.approx(3.0)
+    assert np.isnan(colour_shift(tinted, sharp, np.zeros((32, 32))))

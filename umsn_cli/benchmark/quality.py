@@ -223,7 +223,19 @@ def _scores(
             out[f"ssim{suffix}_m{c + 1}"] = masked_ssim(values, class_masks[c])
         if identity is not None:
             out[f"identity{suffix}"] = identity.distance(image, pair.sharp)
+        if masks is not None:
+            out[f"colour_shift{suffix}"] = colour_shift(image, pair.sharp, masks[1] + masks[2])
     return out
+
+
+def colour_shift(image: np.ndarray, sharp: np.ndarray, face: np.ndarray) -> float:
+    """How far the face's mean colour moved, in 8-bit levels: the largest of the three
+    channels' mean differences over the face (``face``: skin and features, H×W weights)."""
+    weight = float(face.sum())
+    if weight < 1:
+        return float("nan")
+    difference = (image - sharp) * face[..., None]
+    return float(np.abs(difference.sum(axis=(0, 1)) / weight).max() * 255)
 
 
 def _keep(

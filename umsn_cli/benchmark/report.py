@@ -36,7 +36,8 @@ def quality_tables(report: QualityReport) -> list[Table]:
     first = Table(
         f"{report.dataset}: {report.protocol}",
         ["", "PSNR (dB)", "SSIM", *plain_header,
-         *(["identity distance"] if "identity" in overall else [])],
+         *(["identity distance"] if "identity" in overall else []),
+         *(["face colour shift (levels)"] if "colour_shift" in overall else [])],
         [],
     )  # fmt: skip
     if aligned:
@@ -50,11 +51,14 @@ def quality_tables(report: QualityReport) -> list[Table]:
             ]
         if "identity" in overall:
             row.append(_ssim(overall.get(f"identity{suffix}")))
+        if "colour_shift" in overall:
+            row.append(_level(overall.get(f"colour_shift{suffix}")))
         first.rows.append(row)
     gain = ["gain", _gain(overall), _ssim_gain(overall)]
     if aligned:
         gain += [_gain(overall, "psnr_plain"), _ssim_gain(overall, "ssim_plain")]
-    first.rows.append([*gain, *([""] if "identity" in overall else [])])
+    extra = ("identity" in overall) + ("colour_shift" in overall)
+    first.rows.append([*gain, *([""] * extra)])
     tables = [first]
 
     sizes = report.by_size()
@@ -62,7 +66,9 @@ def quality_tables(report: QualityReport) -> list[Table]:
         per_size = Table(
             "per kernel size" + shifted,
             ["kernel", "blurry PSNR", "PSNR", "gain", "blurry SSIM", "SSIM",
-             *(["plain gain"] if aligned else [])],
+             *(["plain gain"] if aligned else []),
+             *(["identity distance"] if "identity" in overall else []),
+             *(["face colour shift"] if "colour_shift" in overall else [])],
             [],
         )  # fmt: skip
         for size, s in sizes.items():
@@ -76,6 +82,10 @@ def quality_tables(report: QualityReport) -> list[Table]:
             ]
             if aligned:
                 row.append(_gain(s, "psnr_plain"))
+            if "identity" in overall:
+                row.append(_ssim(s.get("identity")))
+            if "colour_shift" in overall:
+                row.append(_level(s.get("colour_shift")))
             per_size.rows.append(row)
         tables.append(per_size)
 
@@ -216,6 +226,10 @@ def _db(value: float | None) -> str:
 
 def _ssim(value: float | None) -> str:
     return "—" if value is None or math.isnan(value) else f"{value:.4f}"
+
+
+def _level(value: float | None) -> str:
+    return "—" if value is None or math.isnan(value) else f"{value:.2f}"
 
 
 def _gain(scores: dict[str, float], name: str = "psnr") -> str:
