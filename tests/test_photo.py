@@ -159,6 +159,24 @@ def test_auto_mode_searches_a_photo_for_faces_once(monkeypatch):
     assert len(calls) == 1
 
 
+def test_umsn_deblur_searches_a_small_photo_once(tmp_path, monkeypatch, tiny_checkpoint):
+    from cli_helpers import save
+    from typer.testing import CliRunner
+
+    from umsn_cli.cli import app
+    from umsn_cli.photo import pipeline
+
+    calls = []
+    real = pipeline.detect_faces
+    monkeypatch.setattr(pipeline, "detect_faces", lambda *a, **k: calls.append(1) or real(*a, **k))
+    photo = paste_face(scene(400, 400), 40, 40, 80)
+    save(Image.fromarray((photo * 255).astype(np.uint8)), tmp_path / "p.png")
+    args = ["deblur", tmp_path / "p.png", "-o", tmp_path / "o", "--model", tiny_checkpoint]
+    result = CliRunner().invoke(app, [*map(str, args), "--backend", "cpu"])
+    assert result.exit_code == 0, result.output
+    assert (tmp_path / "o" / "p.png").is_file() and len(calls) == 1
+
+
 def test_canvas_shares_overlapping_faces():
     photo = np.full((64, 64, 3), 0.5, np.float32)
     canvas = Canvas(photo)

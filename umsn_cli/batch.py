@@ -290,7 +290,7 @@ def _batches(
                 )
             )
         if mode == "photo":  # restored alone: holding several big photos costs gigabytes
-            yield [_Item(job, image, outputs, mode)]
+            yield [_Item(job, image, outputs, mode, faces)]
             continue
         batch.append(_Item(job, image, outputs, mode, faces))
         if len(batch) == options.batch_size:
