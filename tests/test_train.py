@@ -599,6 +599,7 @@ def test_usage_errors(tmp_path, dataset):
         (["--noise", "2"], "--noise is a σ on the 0…1 scale"),
         (["--lambda", "-0.1"], "--lambda must not be negative"),
         (["--time-limit", "-3"], "--time-limit must be 0"),
+        (["--stop-at", "-1"], "--stop-at must be 0"),
     ],
 )
 def test_settings_out_of_range_are_refused_before_any_work(tmp_path, dataset, flags, message):

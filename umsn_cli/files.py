@@ -21,6 +21,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+from umsn_cli.errors import UsageError, one_line
+
 _CHUNK = 1 << 20
 
 
@@ -93,6 +95,21 @@ def check_writable_folder(folder: str | os.PathLike[str]) -> None:
     fd, name = tempfile.mkstemp(dir=existing, prefix=".umsn-write-check.")
     os.close(fd)
     os.unlink(name)
+
+
+def check_file_destination(path: str | os.PathLike[str]) -> None:
+    """Refuse, as a usage error, a file the user named (``--json``, ``--report``) whose
+    folder cannot be written: found before the work, not after it. A missing folder is
+    made when the file is written (:func:`temporary_file`)."""
+    path = Path(path)
+    if path.parent.exists() and not path.parent.is_dir():
+        raise UsageError(f"{path}: {path.parent} is a file, not a folder; choose another")
+    try:
+        check_writable_folder(path.parent)
+    except OSError as exc:
+        raise UsageError(
+            f"{path}: its folder cannot be written ({one_line(exc)}); choose another"
+        ) from exc
 
 
 def write_bytes(target: str | os.PathLike[str], data: bytes, *, overwrite: bool = True) -> None:

@@ -21,7 +21,7 @@ from umsn_cli.backends.registry import choose_backend
 from umsn_cli.errors import WeightsError
 from umsn_cli.images import LoadedImage
 from umsn_cli.nn import UMSN
-from umsn_cli.strength import SHARP_RATIO, auto_strength, blend, detail_ratio
+from umsn_cli.strength import SHARP_RATIO, auto_strength, blend, detail_ratio, is_sharp
 from umsn_cli.weights import load_model
 from umsn_cli.weights.download import TransferProgress
 from umsn_cli.weights.manifest import DEFAULT_MODEL
@@ -40,7 +40,7 @@ class Restored:
     @property
     def sharp(self) -> bool:
         """Whether the face was judged sharp already."""
-        return self.detail_ratio >= SHARP_RATIO
+        return is_sharp(self.detail_ratio)
 
 
 class Restorer:
@@ -149,7 +149,7 @@ class Restorer:
         else:
             strength = torch.full_like(ratio, self.strength)
         if self.skip_sharp:
-            strength = torch.where(ratio >= SHARP_RATIO, torch.zeros_like(strength), strength)
+            strength = torch.where(ratio >= SHARP_RATIO, 0.0, strength)
         restored = blend(inputs, restored.float(), strength)
         return [
             Restored(

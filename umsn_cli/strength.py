@@ -61,9 +61,14 @@ def blend(before: torch.Tensor, after: torch.Tensor, strength: torch.Tensor) -> 
     return before + strength.view(-1, 1, 1, 1).to(after.dtype) * (after - before)
 
 
+def is_sharp(ratio: float) -> bool:
+    """Whether a face with this detail ratio was sharp already (``--skip-sharp``)."""
+    return ratio >= SHARP_RATIO
+
+
 def judged(ratio: float) -> str:
     """What a face was judged: ``sharp``, ``blurred`` or, between the two, ``mild``."""
-    return "sharp" if ratio >= SHARP_RATIO else "blurred" if ratio <= BLURRED_RATIO else "mild"
+    return "sharp" if is_sharp(ratio) else "blurred" if ratio <= BLURRED_RATIO else "mild"
 
 
 def describe(ratio: float, strength: float) -> str:

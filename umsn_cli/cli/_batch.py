@@ -29,8 +29,8 @@ from umsn_cli.cli._common import (
     warn,
     with_parameters,
 )
-from umsn_cli.errors import ImageError, UsageError, one_line
-from umsn_cli.files import check_writable_folder
+from umsn_cli.errors import ImageError, UsageError
+from umsn_cli.files import check_file_destination
 from umsn_cli.weights.manifest import DEFAULT_MODEL
 
 if TYPE_CHECKING:
@@ -225,13 +225,7 @@ def run_batch(
     if not to_stdout:
         batch.check_output_folder(output)
     if report_file is not None:
-        try:  # found now, not after the whole batch
-            check_writable_folder(report_file.parent)
-        except OSError as exc:
-            raise UsageError(
-                f"--report {report_file}: its folder cannot be written ({one_line(exc)}); "
-                "choose another"
-            ) from exc
+        check_file_destination(report_file)  # found now, not after the whole batch
     with tempfile.TemporaryDirectory(prefix="umsn-example-") as scratch:
         if items == ["-"]:
             items = [str(_stdin_to_file(Path(scratch)))]

@@ -21,8 +21,8 @@ from umsn_cli.cli._common import (
     transfer_bar,
     warn,
 )
-from umsn_cli.errors import UsageError, one_line
-from umsn_cli.files import check_writable_folder
+from umsn_cli.errors import UsageError
+from umsn_cli.files import check_file_destination
 from umsn_cli.weights.manifest import DEFAULT_MODEL
 
 
@@ -140,12 +140,7 @@ def benchmark(
     for path in (p for p in (json_file, markdown, picture) if p is not None):
         if not path.parent.is_dir():
             raise UsageError(f"{path}: its folder does not exist; create it first")
-        try:  # found now, not after the whole run
-            check_writable_folder(path.parent)
-        except OSError as exc:
-            raise UsageError(
-                f"{path}: its folder cannot be written ({one_line(exc)}); choose another"
-            ) from exc
+        check_file_destination(path)  # found now, not after the whole run
     outputs = _Outputs(json_file, markdown, picture, command_line(ctx))
     if speed and flip_ensemble:
         raise UsageError(

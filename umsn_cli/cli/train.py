@@ -29,7 +29,7 @@ from umsn_cli.cli._common import (
     with_parameters,
 )
 from umsn_cli.errors import UsageError
-from umsn_cli.train.config import TrainConfig
+from umsn_cli.train.config import TrainConfig, option_names
 
 
 def _command(
@@ -72,8 +72,7 @@ def _setting_options() -> list[inspect.Parameter]:
         if "help" not in f.metadata:
             continue
         meta = f.metadata
-        flag = meta["flag"] or "--" + f.name.replace("_", "-")
-        names = (flag,) if isinstance(flag, str) else flag
+        names = option_names(f)
         kind = meta["choices"] or _cli_type(hints[f.name])
         if kind is bool:
             names = (f"{names[0]}/--no-{names[0][2:]}", *names[1:])
@@ -123,11 +122,8 @@ def train(**values: Any) -> None:
     cfg = resolve_run(flags, config_file=config, resume=resume, export=export is not None)
     _train(cfg, resume)
     if export is not None:
-        from umsn_cli.train.export import export_run
-
         command = ["umsn", *sys.argv[1:]]
-        entry = export_run(Path(cfg.out), export, tag, command, cfg.snet, storage.value)
-        out_console.print(f"{export} ({entry['size']} bytes, sha256 {entry['sha256'][:12]}…)")
+        _export(Path(cfg.out), export, tag, command, cfg.snet, storage.value)
 
 
 def _replay(path: Path, dry_run: bool) -> None:
@@ -140,7 +136,6 @@ def _replay(path: Path, dry_run: bool) -> None:
         out_console.print(f"{i}. [{status(step)}] {command_line(step)}", markup=False)
     if dry_run:
         return
-    from umsn_cli.train.export import export_run
     from umsn_cli.train.resolve import resolve_run
 
     for i, step in enumerate(recipe.steps, start=1):
@@ -155,16 +150,23 @@ def _replay(path: Path, dry_run: bool) -> None:
             continue
         if isinstance(step, ExportStep):
             command = ["umsn", "train", "--recipe", str(path)]
-            entry = export_run(
-                Path(step.run), Path(step.to), step.tag, command, step.snet, step.storage
-            )
-            out_console.print(f"{step.to} ({entry['size']} bytes, sha256 {entry['sha256'][:12]}…)")
+            _export(Path(step.run), Path(step.to), step.tag, command, step.snet, step.storage)
             continue
         resume = state != "to run"
         if step.resume and not resume:
             raise UsageError(f"recipe step {i} continues {step.out}, which no earlier step made")
         flags = {"stage": step.stage, "out": step.out, **step.settings}
         _train(resolve_run(flags, config_file=None, resume=resume, export=False), resume)
+
+
+def _export(
+    run: Path, dest: Path, tag: str, command: list[str], snet: str | None, storage: str
+) -> None:
+    """``--export`` of a run (or a recipe's export step): the weights file, then its line."""
+    from umsn_cli.train.export import export_run
+
+    entry = export_run(run, dest, tag, command, snet, storage)
+    out_console.print(f"{dest} ({entry['size']} bytes, sha256 {entry['sha256'][:12]}…)")
 
 
 def _train(cfg: TrainConfig, resume: bool) -> None:

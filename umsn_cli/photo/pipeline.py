@@ -18,7 +18,7 @@ from umsn_cli.photo.align import Alignment, align, crop, similarity
 from umsn_cli.photo.detect import Face, choose_faces, confidence_at, detect_faces
 from umsn_cli.photo.paste import Canvas, face_mask, real_pixels_mask
 from umsn_cli.restorer import Restorer
-from umsn_cli.strength import SHARP_RATIO, describe
+from umsn_cli.strength import describe, is_sharp
 
 #: What ``--mode`` takes: aligned crops, whole photos, or auto (decided per image).
 MODES = values(Mode)
@@ -56,7 +56,7 @@ class RestoredFace:
 
     @property
     def sharp(self) -> bool:
-        return self.detail_ratio >= SHARP_RATIO
+        return is_sharp(self.detail_ratio)
 
 
 @dataclass

@@ -8,7 +8,7 @@ checkpoint carries the resolved config, so ``umsn train --config`` on the JSON t
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass, field, fields, replace
+from dataclasses import Field, asdict, dataclass, field, fields, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -34,6 +34,12 @@ def _flag(
     with ``help`` (its default is appended), ``choices`` an Enum of the allowed values.
     The command line is built from these fields, so a default is stated once, here."""
     return field(default=default, metadata={"help": help, "flag": flag, "choices": choices})
+
+
+def option_names(setting: Field) -> tuple[str, ...]:
+    """The option names of a :class:`TrainConfig` setting: ``--<name>`` unless it says."""
+    flag = setting.metadata["flag"] or "--" + setting.name.replace("_", "-")
+    return (flag,) if isinstance(flag, str) else flag
 
 
 @dataclass(frozen=True)

@@ -47,7 +47,7 @@ from pathlib import Path
 from typing import Any
 
 from umsn_cli.errors import UsageError
-from umsn_cli.train.config import TrainConfig
+from umsn_cli.train.config import TrainConfig, option_names
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -204,8 +204,7 @@ def command_line(step: Step) -> str:
         field = options[name]
         if value == field.default and name != "steps":
             continue
-        flag = field.metadata["flag"] or "--" + name.replace("_", "-")
-        flag = flag if isinstance(flag, str) else flag[0]
+        flag = option_names(field)[0]
         if isinstance(value, bool):
             parts.append(flag if value else f"--no-{flag[2:]}")
         elif isinstance(value, list | tuple):
