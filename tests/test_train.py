@@ -37,7 +37,7 @@ SIZE = 128  # the default input contract's
 
 # Small, fast and deterministic: every CLI run below starts from these.
 FAST = [
-    "--model", "test-tiny", "--batch-size", "2", "--precision", "fp32", "--no-perceptual",
+    "--arch", "test-tiny", "--batch-size", "2", "--precision", "fp32", "--no-perceptual",
     "--kernel-bank", "20", "--holdout", "2", "--log-every", "1", "--val-every", "2",
     "--ckpt-every", "2",
 ]  # fmt: skip
@@ -264,6 +264,20 @@ def test_bnet_ablation_logs_psnr(tmp_path, dataset):
     assert "psnr_m1" not in val  # no masks for plain validation faces
     assert {"note"} <= {line["kind"] for line in lines}  # "perceptual loss off"
     assert (out / "samples.png").is_file() and (out / "best.pt").is_file()
+
+
+def test_arch_names_the_architecture_and_old_model_flag_still_works(tmp_path, dataset):
+    """--arch is the architecture (--model means weights elsewhere); commands written
+    before it, with train --model, still run, and giving both is refused."""
+    d, m = str(dataset["data"]), str(dataset["masks"])
+    rest = [a for a in FAST if a not in ("--arch", "test-tiny")]
+    common = ["snet", "--data", d, "--masks", m, *rest, "--steps", "1"]
+    ok(train(*common, "--model", "test-tiny", "--out", tmp_path / "old"))
+    config = json.loads((tmp_path / "old" / "config.json").read_text())
+    assert config["model"] == "test-tiny"
+    _fails(train(*common, "--model", "test-tiny", "--arch", "test-tiny", "--out", tmp_path / "x"),
+           "--model is the old name of --arch")  # fmt: skip
+    assert "--model <" not in train("--help").output  # hidden: --arch is the one shown
 
 
 def test_mse_fine_tune_minimises_the_squared_error_alone(tmp_path, dataset):
@@ -563,7 +577,7 @@ def test_usage_errors(tmp_path, dataset):
         "--precision",
     )
     _fails(
-        train("snet", "--data", d, "--masks", m, "--out", tmp_path / "x", *FAST, "--model", "nope"),
+        train("snet", "--data", d, "--masks", m, "--out", tmp_path / "x", *FAST, "--arch", "nope"),
         "unknown model",
     )
     _fails(

@@ -97,7 +97,7 @@ def test_a_resumed_distributed_run_continues_every_rank_exactly(tmp_path: Path) 
     script.write_text(_TINY_UMSN)
     constant_lr = ["--lr", "1e-3", "--min-lr", "1e-3", "--warmup", "1"]
     common = [
-        "train", "bnet", "--model", "test-tiny", "--data", data["data"],
+        "train", "bnet", "--arch", "test-tiny", "--data", data["data"],
         "--val-data", data["val"], *FAST, *constant_lr,
     ]  # fmt: skip
     a, b = tmp_path / "a", tmp_path / "b"

@@ -59,7 +59,7 @@ def test_validation_and_export_use_the_average(tmp_path, dataset):
     from umsn_cli.weights.checkpoint import load_checkpoint
 
     common = ["--data", dataset["data"], "--masks", dataset["masks"], *FAST,
-              "--model", "test-tiny-fast", "--lr", "3e-3", "--warmup", "1"]  # fmt: skip
+              "--arch", "test-tiny-fast", "--lr", "3e-3", "--warmup", "1"]  # fmt: skip
     ok(train("snet", *common, "--steps", "2", "--out", tmp_path / "snet"))
     out = tmp_path / "b"
     ok(train("bnet", *common, "--steps", "6", "--ema", "0.9", "--val-data", dataset["val"],
@@ -80,7 +80,7 @@ def test_validation_and_export_use_the_average(tmp_path, dataset):
 
 def test_a_run_without_an_average_resumes_with_one(tmp_path, dataset):
     common = ["--data", dataset["data"], "--masks", dataset["masks"], *FAST,
-              "--model", "test-tiny-fast"]  # fmt: skip
+              "--arch", "test-tiny-fast"]  # fmt: skip
     out = tmp_path / "s"
     ok(train("snet", *common, "--steps", "2", "--ema", "0", "--out", out))
     assert "ema" not in torch.load(out / "last.pt", weights_only=True)

@@ -25,7 +25,7 @@ def dataset(tmp_path):
     return make_dataset(tmp_path / "data")
 
 
-FAST_MODEL = [*FAST, "--model", "test-tiny-fast"]
+FAST_MODEL = [*FAST, "--arch", "test-tiny-fast"]
 
 
 def test_fast_family_trains_every_stage_and_exports(tmp_path, dataset):
@@ -264,8 +264,8 @@ def test_init_trains_a_deeper_model_from_a_shallower_run(
 
     monkeypatch.setitem(CONFIGS, "test-tiny-fast-deep", _deeper(tiny_fast_config))
     common = ["--data", dataset["data"], "--masks", dataset["masks"], "--steps", "1", *FAST]
-    ok(train("bnet", *common, "--model", "test-tiny-fast", "--out", tmp_path / "small"))
-    result = train("bnet", *common, "--model", "test-tiny-fast-deep", "--out", tmp_path / "deep",
+    ok(train("bnet", *common, "--arch", "test-tiny-fast", "--out", tmp_path / "small"))
+    result = train("bnet", *common, "--arch", "test-tiny-fast-deep", "--out", tmp_path / "deep",
                    "--init", tmp_path / "small" / "last.pt")  # fmt: skip
     ok(result)
     state = torch.load(tmp_path / "deep" / "last.pt", weights_only=True)

@@ -92,7 +92,7 @@ def test_a_recipe_is_read_into_its_steps_with_vars_and_shared_settings(tmp_path)
     assert bnet.end == 2 and bnet.settings["steps"] == 4 and not bnet.resume
     assert more.resume and more.end == 3 and more.settings == {"steps": 3, "stop_at": 0}
     line = command_line(bnet)
-    assert line.startswith(f"umsn train bnet -o {tmp_path / 'runs'}/bnet --model test-tiny-fast")
+    assert line.startswith(f"umsn train bnet -o {tmp_path / 'runs'}/bnet --arch test-tiny-fast")
     assert "--stop-at 2" in line and "--no-perceptual" in line and "--steps 4" in line
     assert command_line(export) == (
         f"umsn train -o {tmp_path / 'runs'}/bnet --resume --export {tmp_path / 'runs'}/weights.pt"

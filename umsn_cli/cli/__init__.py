@@ -13,6 +13,7 @@ from umsn_cli import __version__
 from umsn_cli.cli import benchmark, deblur, prepare, segment, synth_blur, train, weights
 from umsn_cli.cli._common import (
     OneLineUsage,
+    help_when_bare,
     install_warning_handler,
     state,
     terminate_like_interrupt,
@@ -22,7 +23,7 @@ app = typer.Typer(
     name="umsn",
     cls=OneLineUsage,
     help="Restore blurred photos of faces with UMSN, offline, on an ordinary CPU.",
-    no_args_is_help=True,
+    invoke_without_command=True,  # bare `umsn`: the help (help_when_bare)
     # `umsn --install-completion` for bash, zsh, fish and PowerShell.
     add_completion=True,
     # Plain help, as click prints it: flags read as flags (the rich renderer of this
@@ -41,6 +42,7 @@ def _print_version(value: bool) -> None:
 
 @app.callback()
 def _root(
+    ctx: typer.Context,
     debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks for errors.")] = False,
     version: Annotated[
         bool,
@@ -50,6 +52,7 @@ def _root(
     state.debug = debug
     install_warning_handler()
     terminate_like_interrupt()
+    help_when_bare(ctx)
 
 
 app.command("deblur")(deblur.deblur)

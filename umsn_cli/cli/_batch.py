@@ -3,14 +3,11 @@ share besides: model loading, progress, summary."""
 
 from __future__ import annotations
 
-import functools
-import inspect
 import io
 import json
 import os
 import sys
 import tempfile
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
@@ -27,18 +24,17 @@ from umsn_cli.cli._common import (
     report_problems,
     transfer_bar,
     warn,
-    with_parameters,
 )
 from umsn_cli.errors import ImageError, UsageError
 from umsn_cli.files import check_file_destination
-from umsn_cli.weights.manifest import DEFAULT_MODEL
 
 if TYPE_CHECKING:
     from umsn_cli.batch import Report
     from umsn_cli.restorer import Restorer
 
 # The options several commands share, as ``Annotated`` types (Typer's recommended
-# style): a command declares ``model: opt.Model = DEFAULT_MODEL``.
+# style): a command declares ``model: opt.Model = DEFAULT_MODEL``; deblur and segment
+# gather the shared ones into a :class:`BatchRun`.
 Inputs = Annotated[
     list[str] | None,
     typer.Argument(help="Image files, folders or quoted glob patterns.", show_default=False),
@@ -132,7 +128,7 @@ Kernels = Annotated[
 @dataclass(frozen=True)
 class BatchRun:
     """The options every batch command takes: what to read, where to write, which model
-    runs how, what to print. :func:`batch_command` declares them once for all."""
+    runs how, what to print: gathered by each batch command from its options."""
 
     output: Path
     inputs: list[str] | None
@@ -151,48 +147,6 @@ class BatchRun:
     skip_existing: bool
     shard: str | None
     print0: bool
-
-
-# Their command-line form, in the order ``--help`` lists them: the command's own options
-# go between the first six and the rest.
-def _batch_options(
-    output: Output,  # first: a required option cannot follow defaults
-    inputs: Inputs = None,
-    example: Example = False,
-    recursive: Recursive = False,
-    suffix: Suffix = "",
-    overwrite: Overwrite = False,
-    model: Model = DEFAULT_MODEL,
-    backend: Backend = "auto",
-    device: Device = None,
-    precision: Precision = choices.Precision.auto,
-    batch_size: BatchSize = 8,
-    offline: Offline = False,
-    verbose: Verbose = False,
-    quiet: Quiet = False,
-    skip_existing: SkipExisting = False,
-    shard: Shard = None,
-    print0: Print0 = False,
-) -> None: ...
-
-
-def batch_command(command: Callable[..., None]) -> Callable[..., None]:
-    """Give ``command(run: BatchRun, **own)`` the shared options as parameters Typer sees.
-
-    The shared options are declared once, in :func:`_batch_options`; the command declares
-    only its own. Typer reads the signature made here and calls the wrapper, which hands
-    the shared values to the command as one :class:`BatchRun`.
-    """
-    shared = list(inspect.signature(_batch_options, eval_str=True).parameters.values())
-    own = list(inspect.signature(command, eval_str=True).parameters.values())[1:]  # no run
-    names = [p.name for p in shared]
-
-    @functools.wraps(command)
-    def wrapper(**values: Any) -> None:
-        run = BatchRun(**{name: values.pop(name) for name in names})
-        command(run, **values)
-
-    return with_parameters(wrapper, [*shared[:6], *own, *shared[6:]])
 
 
 def run_batch(

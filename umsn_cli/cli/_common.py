@@ -99,27 +99,16 @@ def fail(message: str, code: int = 1) -> typer.Exit:
     return typer.Exit(code)
 
 
-# Click's exception bases, wherever this Typer keeps Click (newer releases vendor it).
-_ClickUsageError: type[Exception] = typer.BadParameter.__mro__[1]
-_ClickException: type[Exception] = typer.BadParameter.__mro__[2]
-
-
-class _UsageLine(_ClickException):  # type: ignore[misc, valid-type]
-    """A usage mistake Click found (unknown option, bad value), shown as one line."""
-
-    exit_code = 2
-
-    def __init__(self, error: Any) -> None:
-        message = error.format_message().rstrip(".")
-        message = message.replace("Value error, ", "")  # pydantic's prefix, in newer Typers
-        if message[:1].isupper() and message[1:2].islower():  # "Invalid value…" → "invalid…"
-            message = message[0].lower() + message[1:]
-        if error.ctx is not None:
-            message += f"; see `{error.ctx.command_path} -h`"
-        super().__init__(message)
-
-    def show(self, file: object = None) -> None:
-        err_console.print(f"[red]error:[/] {escape(self.message)}")
+def _usage_line(error: Any) -> str:
+    """Click's usage error (three lines: usage, hint, error) as one line that says where
+    to look: ``error: no such option: --bogus; see `umsn -h```."""
+    message = error.format_message().rstrip(".")
+    message = message.replace("Value error, ", "")  # pydantic's prefix, in newer Typers
+    if message[:1].isupper() and message[1:2].islower():  # "Invalid value…" → "invalid…"
+        message = message[0].lower() + message[1:]
+    if error.ctx is not None:
+        message += f"; see `{error.ctx.command_path} -h`"
+    return message
 
 
 class OneLineUsage(typer.core.TyperGroup):
@@ -129,7 +118,7 @@ class OneLineUsage(typer.core.TyperGroup):
     - the library's :class:`~umsn_cli.errors.UmsnError`: its message and its code, with
       the traceback only under ``umsn --debug``;
     - Ctrl-C and SIGTERM: 130 and 143, once every partial output is removed;
-    - Click's own usage errors (three lines: usage, hint, error): one line, code 2.
+    - Click's usage errors (unknown option, bad value): one line, code 2.
     """
 
     def make_context(self, *args, **kwargs):  # type: ignore[no-untyped-def]
@@ -145,10 +134,10 @@ class OneLineUsage(typer.core.TyperGroup):
 def _one_line_errors() -> Iterator[None]:
     try:
         yield
-    except _ClickUsageError as exc:
-        if type(exc).__name__ == "NoArgsIsHelpError":  # bare `umsn`: the help is the answer
+    except typer.TyperException as exc:  # Typer's base of Click's errors, its public name
+        if getattr(exc, "exit_code", None) != 2:  # 2: a usage error, by Click's convention
             raise
-        raise _UsageLine(exc) from None
+        raise fail(_usage_line(exc), 2) from None
     except UmsnError as exc:
         if state.debug:
             err_console.print_exception()
@@ -157,6 +146,14 @@ def _one_line_errors() -> Iterator[None]:
         raise fail("interrupted", 130) from None
     except Terminated:
         raise fail("terminated (SIGTERM); partial outputs were removed", 143) from None
+
+
+def help_when_bare(ctx: typer.Context) -> None:
+    """A group called without a command (``umsn``, ``umsn weights``) shows its help, as
+    ``no_args_is_help`` would, but as output rather than as an error to be caught."""
+    if ctx.invoked_subcommand is None:
+        typer.echo(ctx.get_help())
+        raise typer.Exit()
 
 
 def optional(*names: str, help: str, **kw: Any) -> Any:

@@ -7,13 +7,18 @@ from typing import Annotated
 
 import typer
 
-from umsn_cli.choices import Mode
+from umsn_cli.choices import Mode, Precision
 from umsn_cli.cli import _batch as opt
+from umsn_cli.weights.manifest import DEFAULT_MODEL
 
 
-@opt.batch_command
 def deblur(
-    run: opt.BatchRun,
+    output: opt.Output,
+    inputs: opt.Inputs = None,
+    example: opt.Example = False,
+    recursive: opt.Recursive = False,
+    suffix: opt.Suffix = "",
+    overwrite: opt.Overwrite = False,
     ext: Annotated[
         str | None,
         typer.Option("--ext", help="Output type (png, jpg, tif, webp, bmp); default: the input's."),
@@ -91,6 +96,17 @@ def deblur(
             show_default=False,
         ),
     ] = None,
+    model: opt.Model = DEFAULT_MODEL,
+    backend: opt.Backend = "auto",
+    device: opt.Device = None,
+    precision: opt.Precision = Precision.auto,
+    batch_size: opt.BatchSize = 8,
+    offline: opt.Offline = False,
+    verbose: opt.Verbose = False,
+    quiet: opt.Quiet = False,
+    skip_existing: opt.SkipExisting = False,
+    shard: opt.Shard = None,
+    print0: opt.Print0 = False,
 ) -> None:
     """Restore blurred faces in photos or aligned face crops into the -o folder.
 
@@ -99,6 +115,10 @@ def deblur(
     from umsn_cli.photo.pipeline import PhotoOptions
     from umsn_cli.strength import parse_strength
 
+    run = opt.BatchRun(
+        output, inputs, example, recursive, suffix, overwrite, model, backend, device,
+        precision, batch_size, offline, verbose, quiet, skip_existing, shard, print0,
+    )  # fmt: skip
     opt.run_batch(
         "deblur",
         run,

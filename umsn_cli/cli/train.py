@@ -59,6 +59,9 @@ def _command(
     storage: Annotated[
         Storage, typer.Option("--storage", help="How --export stores the weights.")
     ] = Storage.float16,
+    old_arch: Annotated[  # --arch's name before 0.2, still read so old commands run
+        str | None, typer.Option("--model", "-m", hidden=True)
+    ] = None,
 ) -> None:
     """The options of ``umsn train`` that are not training settings (those follow)."""
 
@@ -99,9 +102,14 @@ def _cli_type(hint: Any) -> Any:
 
 def train(**values: Any) -> None:
     """Train a UMSN stage on aligned faces, blurred on the fly."""
-    config, resume, export, tag, storage, recipe, dry_run = (
-        values.pop(k) for k in ("config", "resume", "export", "tag", "storage", "recipe", "dry_run")
+    config, resume, export, tag, storage, recipe, dry_run, old_arch = (
+        values.pop(k)
+        for k in ("config", "resume", "export", "tag", "storage", "recipe", "dry_run", "old_arch")
     )
+    if old_arch is not None:
+        if values["model"] is not None:
+            raise UsageError("--model is the old name of --arch: give one of them")
+        values["model"] = old_arch
     # Not given (None, or no --fnet/--extra-data at all): from --config, the run or the field.
     given = {k: v for k, v in values.items() if v is not None and v != []}
     flags = {k: v.value if isinstance(v, Enum) else v for k, v in given.items()}

@@ -14,7 +14,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from umsn_cli.cli import _batch as opt
-from umsn_cli.cli._common import err_console, out_console, transfer_bar
+from umsn_cli.cli._common import err_console, help_when_bare, out_console, transfer_bar
 from umsn_cli.errors import OfflineError, WeightsError
 from umsn_cli.files import sha256_file
 from umsn_cli.weights import store
@@ -22,7 +22,8 @@ from umsn_cli.weights.manifest import DEFAULT_MODEL, WeightsEntry, load_manifest
 
 app = typer.Typer(
     help="List, download, verify and import model weights.",
-    no_args_is_help=True,
+    callback=help_when_bare,
+    invoke_without_command=True,
     rich_markup_mode=None,
     context_settings={"help_option_names": ["-h", "--help"]},
 )

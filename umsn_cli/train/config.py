@@ -46,12 +46,14 @@ def option_names(setting: Field) -> tuple[str, ...]:
 class TrainConfig:
     stage: str  # snet | fnet | umsn | bnet (the plain B-Net ablation)
     out: str  # run folder: checkpoints, log, pictures
+    # The architecture; named `model` in config files, recipes and checkpoints (their key
+    # since the first release), `--arch` on the command line, where --model means weights.
     model: str = _flag(
         "umsn-lite",
-        "Model configuration: umsn-lite, umsn-fast, umsn-fast-large, umsn-fast-xl, "
+        "Architecture to train: umsn-lite, umsn-fast, umsn-fast-large, umsn-fast-xl, "
         "umsn-fast-xl-naf, umsn (the paper's), or bnet-fast, bnet-fast-large, bnet-fast-xl, "
-        "bnet-fast-xl-naf (their plain B-Net).",
-        flag=("--model", "-m"),
+        "bnet-fast-xl-naf (their plain B-Net); --init names the weights to start from.",
+        flag="--arch",
     )
     data: str = _flag("", "Folder of aligned sharp faces.")
     masks: str | None = _flag(None, "Folder of CelebAMask-HQ label PNGs named like the faces.")
@@ -200,7 +202,8 @@ class TrainConfig:
         if self.stage not in STAGES:
             raise UsageError(f"unknown stage {self.stage!r}; choose one of {', '.join(STAGES)}")
         if self.model not in CONFIGS:
-            raise UsageError(f"unknown model {self.model!r}; choose one of {', '.join(CONFIGS)}")
+            known = ", ".join(CONFIGS)
+            raise UsageError(f"unknown model {self.model!r} for --arch; choose one of {known}")
         if self.precision not in PRECISIONS:
             raise UsageError(f"--precision must be one of {', '.join(PRECISIONS)}")
         if self.loss not in LOSSES:
