@@ -11,6 +11,7 @@ from PIL import Image
 from umsn_cli.api import Restorer
 from umsn_cli.blur import blur_image, random_kernels
 from umsn_cli.contract import InputContract
+from umsn_cli.errors import UsageError
 from umsn_cli.photo.align import align, crop, similarity
 from umsn_cli.photo.detect import Face, choose_faces, detect_faces
 from umsn_cli.photo.paste import Canvas, face_mask
@@ -175,6 +176,31 @@ def test_umsn_deblur_searches_a_small_photo_once(tmp_path, monkeypatch, tiny_che
     result = CliRunner().invoke(app, [*map(str, args), "--backend", "cpu"])
     assert result.exit_code == 0, result.output
     assert (tmp_path / "o" / "p.png").is_file() and len(calls) == 1
+
+
+def test_restorer_restore_is_the_one_way_in_and_searches_once(monkeypatch, tiny_checkpoint):
+    """``Restorer.restore`` decides crop or photo and restores, searching a photo once;
+    the Python API goes through it (a bad mode is refused before the model loads)."""
+    from umsn_cli import api
+    from umsn_cli.images import from_array
+    from umsn_cli.photo import pipeline
+
+    calls = []
+    real = pipeline.detect_faces
+    monkeypatch.setattr(pipeline, "detect_faces", lambda *a, **k: calls.append(1) or real(*a, **k))
+    restorer = Restorer.load(str(tiny_checkpoint), backend="cpu")
+    photo = paste_face(scene(400, 400), 40, 40, 80)
+    done = restorer.restore(from_array(photo))
+    assert done.mode == "photo" and len(done.faces) == 1 and len(calls) == 1
+    assert done.rgb.shape == photo.shape and not np.array_equal(done.rgb, photo)
+    crop = paste_face(scene(128, 128), 0, 0, 128)
+    as_crop = restorer.restore(from_array(crop), "aligned")
+    assert as_crop.mode == "aligned" and as_crop.crop is not None and as_crop.faces == []
+    assert api.restore(photo, model=str(tiny_checkpoint), backend="cpu").faces
+    assert len(calls) == 2  # the API's photo: one more search, no second one
+    monkeypatch.setattr(api, "load_restorer", lambda *a, **k: pytest.fail("loaded"))
+    with pytest.raises(UsageError, match="mode 'crop'"):
+        api.restore(photo, mode="crop")
 
 
 def test_canvas_shares_overlapping_faces():

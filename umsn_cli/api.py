@@ -19,9 +19,8 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
-from umsn_cli.errors import UsageError
 from umsn_cli.images import LoadedImage, from_array, from_pil, to_array
-from umsn_cli.photo.pipeline import MODES, PhotoOptions, choose_mode, restore_photo
+from umsn_cli.photo.pipeline import PhotoOptions, check_mode
 from umsn_cli.restorer import Restored, Restorer, load_restorer
 from umsn_cli.strength import parse_strength
 from umsn_cli.weights.manifest import DEFAULT_MODEL
@@ -62,24 +61,18 @@ def restore(
     ``strength`` is how much of the correction each face gets, ``"auto"`` or 0 to 1
     (``--strength``).
     """
-    if mode not in MODES:
-        raise UsageError(f"mode {mode!r}: choose one of {', '.join(MODES)}")
+    check_mode(mode)
     loaded = _load(image)
     level = parse_strength(str(strength))
     restorer = load_restorer(model, backend, flip_ensemble=flip_ensemble, strength=level)
-    chosen, found = choose_mode(loaded.rgb, mode, restorer.input_size)
-    if chosen == "aligned":
-        rgb, faces, notes = restorer.deblur_batch([loaded])[0].rgb, [], []
-    else:
-        options = PhotoOptions(min_face, max_faces, only_center_face)
-        result = restore_photo(loaded.rgb, restorer, options, found=found)
-        rgb, notes = result.rgb, result.notes
-        faces = [tuple(float(v) for v in f.face.box) for f in result.faces]
+    done = restorer.restore(loaded, mode, PhotoOptions(min_face, max_faces, only_center_face))
+    rgb = done.rgb
+    faces = [tuple(float(v) for v in f.face.box) for f in done.faces]
     if isinstance(image, Image.Image):
         out: ImageLike = _to_pil(rgb, loaded, image.mode)
     else:
         out = to_array(rgb, loaded)
-    return Restoration(out, chosen, faces, notes)  # type: ignore[arg-type]
+    return Restoration(out, done.mode, faces, done.notes)  # type: ignore[arg-type]
 
 
 def deblur(image: ImageLike, **options: Any) -> ImageLike:

@@ -41,7 +41,6 @@ from umsn_cli.photo.pipeline import (
     PhotoOptions,
     PhotoResult,
     choose_mode,
-    restore_photo,
 )
 from umsn_cli.restorer import Restored, Restorer
 from umsn_cli.strength import describe, face_record
@@ -181,9 +180,9 @@ def _run_photo(item: _Item, restorer: Restorer, options: Options, report: Report
         # The decoded photo is needed afterwards only for the side-by-side picture; without
         # one the result is written into it, sparing a photo-sized copy.
         in_place = "compare" not in item.outputs and item.image.rgb.flags.writeable
-        result = restore_photo(
-            item.image.rgb, restorer, options.photo, in_place=in_place, found=item.faces
-        )
+        result = restorer.restore(
+            item.image, "photo", options.photo, in_place=in_place, found=item.faces
+        ).photo
     except UmsnError as exc:
         _fail(report, source, str(exc), on_file)
         return

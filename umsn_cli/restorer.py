@@ -1,9 +1,10 @@
 """The loaded model behind the API, the CLI and photo mode: :class:`Restorer`.
 
-Weights are resolved and loaded once, one inference backend is chosen, and face crops
-go in by the batch; results come back at each crop's source size. The photo pipeline,
-the batch runner and the benchmarks take a Restorer, so they never load weights
-themselves.
+Weights are resolved and loaded once and one inference backend is chosen.
+:meth:`Restorer.restore` is the way in for one image, crop or photo, as ``umsn deblur``
+and the Python API restore it; :meth:`Restorer.deblur_batch` takes aligned crops by the
+batch, with results at each crop's source size. The photo pipeline, the batch runner
+and the benchmarks take a Restorer, so they never load weights themselves.
 """
 
 from __future__ import annotations
@@ -21,6 +22,15 @@ from umsn_cli.backends.registry import choose_backend
 from umsn_cli.errors import WeightsError
 from umsn_cli.images import LoadedImage
 from umsn_cli.nn import UMSN
+from umsn_cli.photo.detect import Face
+from umsn_cli.photo.pipeline import (
+    PhotoOptions,
+    PhotoResult,
+    RestoredFace,
+    check_mode,
+    choose_mode,
+    restore_photo,
+)
 from umsn_cli.strength import SHARP_RATIO, auto_strength, blend, detail_ratio, is_sharp
 from umsn_cli.weights import load_model
 from umsn_cli.weights.download import TransferProgress
@@ -41,6 +51,25 @@ class Restored:
     def sharp(self) -> bool:
         """Whether the face was judged sharp already."""
         return is_sharp(self.detail_ratio)
+
+
+@dataclass
+class Restoration:
+    """What :meth:`Restorer.restore` did to one image: the result at the image's size,
+    the mode it was restored in, and what that mode reports."""
+
+    rgb: np.ndarray  # float32 H×W×3 in [0, 1]
+    mode: str  # "aligned" (a face crop) or "photo"
+    crop: Restored | None = None  # aligned: the probabilities and the strength it got
+    photo: PhotoResult | None = None  # photo: each face restored, the notes, the blend
+
+    @property
+    def faces(self) -> list[RestoredFace]:
+        return self.photo.faces if self.photo else []
+
+    @property
+    def notes(self) -> list[str]:
+        return self.photo.notes if self.photo else []
 
 
 class Restorer:
@@ -134,6 +163,33 @@ class Restorer:
 
     def needs_resize(self, image: LoadedImage) -> bool:
         return image.rgb.shape[:2] != (self.input_size, self.input_size)
+
+    def restore(
+        self,
+        image: LoadedImage,
+        mode: str = "auto",
+        photo: PhotoOptions | None = None,
+        *,
+        found: list[Face] | None = None,
+        in_place: bool = False,
+    ) -> Restoration:
+        """Restore one image as ``umsn deblur`` does: ``aligned``, a face crop; ``photo``,
+        every face found, aligned, restored and pasted back (``photo`` says which faces);
+        ``auto``, whichever :func:`~umsn_cli.photo.pipeline.looks_aligned` says.
+
+        Faces are detected once: those found in deciding ``auto`` are the photo's, and
+        ``found`` hands in detections made already (the batch runner decides each mode
+        as it reads the image, to name the outputs). ``in_place`` writes a photo's result
+        into ``image.rgb``, sparing a photo-sized copy.
+        """
+        check_mode(mode)
+        if mode == "auto":
+            mode, found = choose_mode(image.rgb, mode, self.input_size)
+        if mode == "aligned":
+            crop = self.deblur_batch([image])[0]
+            return Restoration(crop.rgb, mode, crop=crop)
+        result = restore_photo(image.rgb, self, photo, in_place=in_place, found=found)
+        return Restoration(result.rgb, mode, photo=result)
 
     def deblur_batch(self, images: Sequence[LoadedImage]) -> list[Restored]:
         inputs = torch.stack([to_model_input(im.rgb, self.input_size) for im in images])

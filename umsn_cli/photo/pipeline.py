@@ -7,18 +7,22 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
 
 from umsn_cli.choices import Mode, values
 from umsn_cli.contract import InputContract
+from umsn_cli.errors import UsageError
 from umsn_cli.images import from_array
 from umsn_cli.photo.align import Alignment, align, crop, similarity
 from umsn_cli.photo.detect import Face, choose_faces, confidence_at, detect_faces
 from umsn_cli.photo.paste import Canvas, face_mask, real_pixels_mask
-from umsn_cli.restorer import Restorer
 from umsn_cli.strength import describe, is_sharp
+
+if TYPE_CHECKING:  # the Restorer calls this module: it restores photos through it
+    from umsn_cli.restorer import Restorer
 
 #: What ``--mode`` takes: aligned crops, whole photos, or auto (decided per image).
 MODES = values(Mode)
@@ -35,6 +39,12 @@ SURE = 0.8
 SECOND_LOOK = 0.7
 SECOND_LOOK_VIEW = 160
 SECOND_LOOK_FACE = 0.4
+
+
+def check_mode(mode: str) -> None:
+    """Refuse a ``mode`` that is none of :data:`MODES` (before any slow work)."""
+    if mode not in MODES:
+        raise UsageError(f"mode {mode!r}: choose one of {', '.join(MODES)}")
 
 
 @dataclass(frozen=True)
