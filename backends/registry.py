@@ -46,6 +46,17 @@ def choose_backend(name: str, device: str | None = None, precision: str = "auto"
     return cls
 
 
+def auto_candidates(device: str | None = None) -> list[type[Backend]]:
+    """What ``auto`` chooses among: the backends that can run on the device the one of
+    highest priority runs on, highest priority first."""
+    usable = [c for c in discover_backends().values() if c.unavailable_reason(device) is None]
+    usable.sort(key=lambda c: -c.priority)
+    if not usable:
+        return []
+    kind = torch.device(device or usable[0].default_device()).type
+    return [c for c in usable if c.unavailable_reason(device or kind) is None]
+
+
 def _pick(name: str, backends: dict[str, type[Backend]], device: str | None) -> type[Backend]:
     if name == "auto":
         usable = [c for c in backends.values() if c.unavailable_reason(device) is None]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import sys
@@ -373,6 +374,7 @@ def test_non_finite_output_fails_its_files_and_no_black_crop_is_written(
         (["--suffix", "a/b"], "path separator"),
         (["-v", "-q"], "--verbose and --quiet contradict each other"),
         (["--precision", "fp16"], "--precision fp16 is for GPUs"),
+        (["--backend", "cpu", "--remeasure"], "--remeasure times the backends for --backend"),
     ],
 )
 def test_usage_errors_exit_2_before_anything_runs(tmp_path, tiny_checkpoint, args, needle):
@@ -416,6 +418,25 @@ def test_backend_auto_says_what_it_chose(tmp_path, tiny_checkpoint):
     name, device, dtype = match.groups()
     assert name in {"cpu", "torchscript", "cuda"} and device and dtype
     assert pixels(tmp_path / "out" / "a.png").shape == (128, 128, 3)
+
+
+def test_backend_auto_times_the_backends_for_a_big_job_once(tmp_path, tiny_checkpoint):
+    """A job of many faces times eager against TorchScript and remembers the winner; -v
+    says which and why; a one-face job then takes the answer without timing."""
+    from umsn_cli.backends.measure import MEASURE_FROM
+    from umsn_cli.paths import choices_file
+
+    for i in range(MEASURE_FROM):
+        save(face(128), tmp_path / "in" / f"f{i:02d}.png")
+    first = deblur(tiny_checkpoint, tmp_path / "in", "-o", tmp_path / "o1", "-v", backend="auto")
+    assert first.exit_code == 0, first.output
+    (line,) = [x for x in first.stderr.splitlines() if x.startswith("backend: ")]
+    assert "measured now" in line and "cpu" in line and "torchscript" in line
+    (entry,) = json.loads(choices_file().read_text()).values()
+    assert entry["backend"] in INFO_LINE.search(first.stderr).group(1)
+    one = deblur(tiny_checkpoint, tmp_path / "in" / "f00.png", "-o", tmp_path / "o2", "-v",
+                 backend="auto")  # fmt: skip
+    assert one.exit_code == 0 and "backend: measured before" in one.stderr
 
 
 def test_torchscript_matches_eager(tmp_path, tiny_checkpoint):

@@ -18,10 +18,12 @@ import torch
 
 from umsn_cli.aligned import probs_at_source_size, restored_at_source_size, to_model_input
 from umsn_cli.backends import Backend, BackendInfo
-from umsn_cli.backends.registry import choose_backend
+from umsn_cli.backends.measure import choose_by_measurement
+from umsn_cli.backends.registry import auto_candidates, choose_backend
 from umsn_cli.errors import WeightsError
 from umsn_cli.images import LoadedImage
 from umsn_cli.nn import UMSN
+from umsn_cli.paths import choices_file
 from umsn_cli.photo.detect import Face
 from umsn_cli.photo.pipeline import (
     PhotoOptions,
@@ -98,6 +100,7 @@ class Restorer:
         self.skip_sharp = skip_sharp
         self.contract = model.config.input  # what the weights expect of an image
         self.input_size = self.contract.size
+        self.backend_reason = f"{backend.name}, as given"  # why this backend (``-v``)
 
     @classmethod
     def load(
@@ -112,16 +115,33 @@ class Restorer:
         flip_ensemble: bool = False,
         strength: float | None = None,
         skip_sharp: bool = False,
+        faces: int = 1,
+        batch_size: int = 8,
+        remeasure: bool = False,
     ) -> Restorer:
         """Resolve ``model`` (id, config name, imported id or file), load it, pick a backend.
 
         The backend, device and precision are checked first, so that a typo in one of
         them is reported at once, not after the weights were downloaded and loaded.
+        ``backend="auto"`` takes the fastest backend for this machine, model and
+        ``batch_size``, timed once for a job of many ``faces`` (or on ``remeasure``) and
+        cached (:mod:`umsn_cli.backends.measure`); :attr:`backend_reason` says why.
         """
         runner_class = choose_backend(backend, device, precision)  # before any download
         network, sha256 = load_model(model, offline=offline, progress=progress)
-        runner = runner_class(network, weights_key=sha256, device=device, precision=precision)
+        runner, reason = None, f"{runner_class.name}, as asked (--backend)"
+        if backend == "auto":
+            choice = choose_by_measurement(
+                auto_candidates(device), network, weights_key=sha256, device=device,
+                precision=precision, batch=batch_size, faces=faces, remeasure=remeasure,
+                cache_file=choices_file(),
+            )  # fmt: skip
+            runner, runner_class, device = choice.built, choice.backend, choice.device
+            reason = choice.reason
+        if runner is None:
+            runner = runner_class(network, weights_key=sha256, device=device, precision=precision)
         restorer = cls(network, runner, model, flip_ensemble, strength, skip_sharp)
+        restorer.backend_reason = reason
         restorer.self_check()
         return restorer
 

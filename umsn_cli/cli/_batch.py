@@ -105,6 +105,14 @@ Print0 = Annotated[
         "also on a terminal.",
     ),
 ]
+Remeasure = Annotated[
+    bool,
+    typer.Option(
+        "--remeasure",
+        help="With --backend auto: time the backends again rather than take the answer "
+        "measured before on this machine.",
+    ),
+]
 Example = Annotated[
     bool,
     typer.Option(
@@ -147,6 +155,7 @@ class BatchRun:
     skip_existing: bool
     shard: str | None
     print0: bool
+    remeasure: bool
 
 
 def run_batch(
@@ -169,6 +178,8 @@ def run_batch(
     # Every usage mistake is reported before the (slow) model load.
     if run.verbose and run.quiet:
         raise UsageError("--verbose and --quiet contradict each other: give one of them")
+    if run.remeasure and run.backend != "auto":
+        raise UsageError(f"--remeasure times the backends for --backend auto, not {run.backend}")
     settings = batch.Options(
         task=task, overwrite=run.overwrite, batch_size=run.batch_size,
         skip_existing=run.skip_existing, **options,
@@ -207,9 +218,14 @@ def run_batch(
                 flip_ensemble=flip_ensemble,
                 strength=strength,
                 skip_sharp=skip_sharp,
+                faces=len(jobs),
+                batch_size=run.batch_size,
+                remeasure=run.remeasure,
             )
         if not run.quiet:
             err_console.print(f"using {restorer.info}")
+        if run.verbose:
+            err_console.print(f"backend: {escape(restorer.backend_reason)}", style="dim")
         with progress_bar(task, len(jobs)) as bar:
             report = batch.run(jobs, restorer, settings, on_file=bar.advance)
         report.failed[:0] = missing

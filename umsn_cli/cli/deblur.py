@@ -98,6 +98,7 @@ def deblur(
     ] = None,
     model: opt.Model = DEFAULT_MODEL,
     backend: opt.Backend = "auto",
+    remeasure: opt.Remeasure = False,
     device: opt.Device = None,
     precision: opt.Precision = Precision.auto,
     batch_size: opt.BatchSize = 8,
@@ -117,7 +118,7 @@ def deblur(
 
     run = opt.BatchRun(
         output, inputs, example, recursive, suffix, overwrite, model, backend, device,
-        precision, batch_size, offline, verbose, quiet, skip_existing, shard, print0,
+        precision, batch_size, offline, verbose, quiet, skip_existing, shard, print0, remeasure,
     )  # fmt: skip
     opt.run_batch(
         "deblur",

@@ -21,6 +21,7 @@ def segment(
     probs: Annotated[bool, typer.Option("--probs", help="Also write NAME_probs.npy maps.")] = False,
     model: opt.Model = DEFAULT_MODEL,
     backend: opt.Backend = "auto",
+    remeasure: opt.Remeasure = False,
     device: opt.Device = None,
     precision: opt.Precision = Precision.auto,
     batch_size: opt.BatchSize = 8,
@@ -38,6 +39,6 @@ def segment(
     """
     run = opt.BatchRun(
         output, inputs, example, recursive, suffix, overwrite, model, backend, device,
-        precision, batch_size, offline, verbose, quiet, skip_existing, shard, print0,
+        precision, batch_size, offline, verbose, quiet, skip_existing, shard, print0, remeasure,
     )  # fmt: skip
     opt.run_batch("segment", run, save_probs=probs)
