@@ -9,6 +9,8 @@
 - ``docs/results.md``: the default weights' ``umsn benchmark --json`` files kept under
   ``docs/results/default/`` (``--record`` keeps a file's scores and command, not its
   per-image cases);
+  and, at ``--strength auto`` and 1, the ``--identity`` runs kept under
+  ``docs/results/fidelity/`` as ``<test>.<strength>.json``;
 - ``docs/levers.md``: the lever A/Bs recorded under ``docs/results/levers/``;
 - the results table of ``README.md``, between its ``results`` markers.
 
@@ -124,6 +126,15 @@ TESTS = {
 }
 
 
+#: The fidelity runs' tests, in the table's order.
+FIDELITY_TESTS = {
+    "identity": "unblurred (3×3 delta)",
+    "mild": "mild shake, 5–11 px",
+    "shen1": "Shen et al., 1 kernel per size 13–27 px",
+    "severe": "severe shake, 33–45 px",
+}
+
+
 def record(source: Path, dest: Path) -> None:
     bench = json.loads(source.read_text(encoding="utf-8"))
     kept = {key: bench[key] for key in KEPT if key in bench}
@@ -189,7 +200,50 @@ def results_page() -> str:
                 f"{o[f'psnr_m{k}']:.2f} / {o[f'ssim_m{k}']:.4f} |"
             )
         lines += ["", f"`{bench['command']}`"]
-    return "\n".join(lines) + "\n"
+    return "\n".join(lines + _fidelity_table()) + "\n"
+
+
+def _fidelity_table() -> list[str]:
+    """Strength auto against 1 on the same faces: the gain, whether the face stays the
+    same person (dlib's identity distance to the sharp face, lower is closer) and its
+    colour (``docs/results/fidelity/<test>.<strength>.json``, ``--identity`` runs)."""
+    folder = DOCS / "results" / "fidelity"
+    runs = {path.stem: json.loads(path.read_text(encoding="utf-8"))
+            for path in sorted(folder.glob("*.json"))}  # fmt: skip
+    tests = sorted({name.rsplit(".", 1)[0] for name in runs}, key=list(FIDELITY_TESTS).index)
+    if not tests:
+        return []
+    lines = [
+        "",
+        "## Fidelity: `--strength auto` against 1",
+        "",
+        "The first 50 `val/` faces, scored with `--identity` (dlib's face descriptor; a",
+        "distance under 0.6 is the same person by dlib's convention, and lower is closer to",
+        "the sharp face). A column is empty where that run was not recorded.",
+        "",
+        "| test | images | gain: auto | gain: 1 | identity distance: blurry | auto | 1 "
+        "| colour shift: blurry | auto | 1 |",
+        "|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for test in tests:
+        auto, one = runs.get(f"{test}.auto"), runs.get(f"{test}.1")
+        first = auto or one
+        o = first["overall"]
+        blurry, cell = o["psnr_blurry"], _fidelity_cell
+        gains = [cell(run, "psnr", "+.2f", minus=blurry) for run in (auto, one)]
+        lines.append(
+            f"| {FIDELITY_TESTS[test]} | {first['count']:,} | {gains[0]} | {gains[1]} | "
+            f"{o['identity_blurry']:.3f} | {cell(auto, 'identity', '.3f')} | "
+            f"{cell(one, 'identity', '.3f')} | {o['colour_shift_blurry']:.2f} | "
+            f"{cell(auto, 'colour_shift', '.2f')} | {cell(one, 'colour_shift', '.2f')} |"
+        )
+    commands = [run["command"] for run in runs.values()]
+    return [*lines, "", "Commands:", "", *(f"- `{c}`" for c in commands)]
+
+
+def _fidelity_cell(run: dict | None, key: str, form: str, minus: float = 0.0) -> str:
+    """One score of a fidelity run, or nothing where the run is not recorded."""
+    return "" if run is None else format(run["overall"][key] - minus, form)
 
 
 def readme() -> str:
