@@ -12,10 +12,12 @@ that size, as the training mix draws them) with noise σ 0.01. Three estimates:
 - ``ratio``: :func:`umsn_cli.strength.detail_ratio` alone, what ``--strength auto``
   judges by (the Laplacian energy of the half-size grey input over that of its
   restoration);
-- ``correction``: the same ratio at four scales (the grey image pooled by 2, 4, 8, 16),
+- ``correction``: the same ratio at four scales (the grey image pooled by 2, 4, 8, 16:
+  :data:`umsn_cli.strength.SCALES`),
   the network's own view of what it restored at each;
 - ``input``: no network, the input alone: how the detail falls from each scale to the
-  next (blur takes fine detail before coarse; the ratio cancels how much the face has).
+  next (blur takes fine detail before coarse; the ratio cancels how much the face has);
+- ``both``: the features of ``correction`` and ``input`` together.
 
 Each is mapped to pixels by a least-squares fit of the log extent on its log features,
 on the calibration faces. On the validation faces the script reports the error of the
@@ -32,12 +34,11 @@ from pathlib import Path
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
 from umsn_cli.blur import add_noise, blur_image, random_kernels
 from umsn_cli.faces import load_faces
 from umsn_cli.restorer import Restorer
-from umsn_cli.strength import detail_ratio
+from umsn_cli.strength import detail_ratio, log_detail
 
 #: The true extents, in px of a 128² face: unblurred, mild, Shen et al.'s, severe.
 EXTENTS = (1, 3, 5, 7, 9, 11, 13, 17, 21, 25, 29, 33, 37, 41, 45)
@@ -66,22 +67,6 @@ def blurred_set(
     return batch, np.array(extents, float)
 
 
-#: Where detail is measured: the grey image average-pooled by these factors. Blur of
-#: extent L takes the detail finer than about L px, so 2–16 span the extents 1–45.
-SCALES = (2, 4, 8, 16)
-LAPLACIAN = torch.tensor([[0.0, -1.0, 0.0], [-1.0, 4.0, -1.0], [0.0, -1.0, 0.0]])[None, None]
-
-
-def detail(images: torch.Tensor) -> torch.Tensor:
-    """N×len(SCALES): the Laplacian energy of the grey image at each pooled scale."""
-    grey = images.float().mean(dim=1, keepdim=True)
-    energies = []
-    for factor in SCALES:
-        pooled = F.avg_pool2d(grey, factor)
-        energies.append(F.conv2d(pooled, LAPLACIAN).square().mean(dim=(1, 2, 3)))
-    return torch.stack(energies, dim=1).clamp_min(1e-12)
-
-
 def features(restorer: Restorer, images: torch.Tensor) -> dict[str, np.ndarray]:
     """Each estimate's inputs for every image, the network run at strength 1:
 
@@ -95,13 +80,16 @@ def features(restorer: Restorer, images: torch.Tensor) -> dict[str, np.ndarray]:
         chunk = images[start : start + BATCH]
         restored, _ = restorer.backend.deblur(chunk)
         ratios.append(detail_ratio(chunk, restored.float()))
-        restored_detail.append(detail(restored.float()))
-    before, after = detail(images).log(), torch.cat(restored_detail).log()
+        restored_detail.append(log_detail(restored.float()))
+    before, after = log_detail(images), torch.cat(restored_detail)
     steps = before[:, :-1] - before[:, 1:]
+    correction = (before - after).numpy()
+    alone = torch.cat([steps, before[:, :1]], dim=1).numpy()
     return {
         "ratio": torch.cat(ratios).log()[:, None].numpy(),
-        "correction": (before - after).numpy(),
-        "input": torch.cat([steps, before[:, :1]], dim=1).numpy(),
+        "correction": correction,
+        "input": alone,
+        "both": np.concatenate([correction, alone], axis=1),
     }
 
 

@@ -48,6 +48,27 @@ def test_the_detail_ratio_tells_a_blurred_input_from_a_sharp_one():
     assert both.shape == (2,) and float(both[0]) == pytest.approx(float(restored_blur), rel=1e-5)
 
 
+def test_the_default_model_measures_the_blur_in_pixels():
+    """The blur extent of a face the fit never saw (the astronaut, noise σ 0.01) grows
+    with the kernel and lands within half of it, in px of the image as given."""
+    from umsn_cli.blur import add_noise
+
+    restorer = Restorer.load("bnet-fast-xl", backend="cpu", offline=True)
+    sharp = np.asarray(face(128), dtype=np.float32) / 255
+    sizes = [1, 5, 9, 13, 21, 29]
+    generator = torch.Generator().manual_seed(0)
+    images = []
+    for size in sizes:
+        blurred = sharp if size == 1 else blur_image(sharp, random_kernels([size], seed=3)[0])
+        noisy = add_noise(torch.from_numpy(np.ascontiguousarray(blurred)), 0.01, generator)
+        images.append(from_array(noisy.numpy()))
+    measured = [r.blur_px for r in restorer.deblur_batch(images)]
+    assert measured == sorted(measured), measured
+    assert measured[0] < 2
+    for size, px in zip(sizes[1:], measured[1:], strict=True):
+        assert size / 2 < px < size * 1.5, (size, px)
+
+
 def test_auto_strength_gives_blurred_faces_everything_and_sharp_ones_a_little():
     ratios = torch.tensor([0.2, BLURRED_RATIO, (BLURRED_RATIO + SHARP_RATIO) / 2, SHARP_RATIO, 1.5])
     strength = auto_strength(ratios).tolist()
@@ -84,12 +105,12 @@ def test_strength_0_gives_the_input_back_and_1_the_network_output(tiny_checkpoin
 
 def test_skip_sharp_leaves_a_face_judged_sharp_as_it_was(tmp_path, tiny_checkpoint, monkeypatch):
     """The judgement is the network's: a random tiny one cannot make it, so it is set."""
-    monkeypatch.setattr(restorer_module, "detail_ratio", lambda before, after: torch.ones(1))
+    monkeypatch.setattr(restorer_module, "judge", lambda before, after: (torch.ones(1),) * 2)
     src = save(face(128), tmp_path / "in" / "a.png")
     result = deblur(tiny_checkpoint, src, "-o", tmp_path / "out", "--skip-sharp", "-v")
     assert result.exit_code == 0, result.output
     assert np.array_equal(pixels(tmp_path / "out" / "a.png"), pixels(src))
-    assert "detail ratio 1.00 (sharp): strength 0.00" in result.stderr
+    assert "detail ratio 1.00 (sharp), blur about 1 px: strength 0.00" in result.stderr
     assert "1 face(s) judged sharp left as they were" in result.stderr
     # Without --skip-sharp the same face gets the sharp faces' share of the correction.
     auto = deblur(tiny_checkpoint, src, "-o", tmp_path / "auto", "-v")
@@ -108,11 +129,15 @@ def test_the_report_says_which_face_was_judged_what(tmp_path, tiny_checkpoint, m
     """--report: per file (crops and photos) the faces, their judgement and strength."""
     from photo_helpers import paste_face, scene
 
-    ratios = iter([0.3, 1.0, 0.3])  # the crop blurred; the photo's face sharp; spare
+    # The crop blurred by 10 px of the network's 128² (20 px of its 256² file); the
+    # photo's face sharp, 1 px of the network's crop; a spare.
+    judged = iter([(0.3, 10.0), (1.0, 1.0), (0.3, 10.0)])
     monkeypatch.setattr(
-        restorer_module, "detail_ratio", lambda before, after: torch.tensor([next(ratios)])
+        restorer_module,
+        "judge",
+        lambda before, after: tuple(torch.tensor([v]) for v in next(judged)),
     )
-    save(face(128), tmp_path / "in" / "crop.png")
+    save(face(256), tmp_path / "in" / "crop.png")
     photo = paste_face(scene(), 200, 100, 160)
     save(Image.fromarray((photo * 255).astype(np.uint8)), tmp_path / "in" / "photo.png")
     result = deblur(tiny_checkpoint, tmp_path / "in", "-o", tmp_path / "out",
@@ -123,12 +148,15 @@ def test_the_report_says_which_face_was_judged_what(tmp_path, tiny_checkpoint, m
     files = {Path(f["file"]).name: f for f in report["files"]}
     assert files["crop.png"]["mode"] == "aligned"
     assert files["crop.png"]["faces"] == [
-        {"box": None, "detail_ratio": 0.3, "judged": "blurred", "strength": 1.0}
+        {"box": None, "detail_ratio": 0.3, "judged": "blurred", "blur_px": 20.0, "strength": 1.0}
     ]
     (seen,) = files["photo.png"]["faces"]
     assert files["photo.png"]["mode"] == "photo" and seen["judged"] == "sharp"
     assert seen["strength"] == pytest.approx(SHARP_STRENGTH, abs=1e-4)
     assert 150 < seen["box"][0] < 260
+    # The detected face is about 70 px wide in the photo and about 100 px in the 128²
+    # crop: 1 px of the crop is about 0.7 px of the photo, where the report counts.
+    assert 0.5 < seen["blur_px"] < 0.9
 
 
 def test_a_report_in_a_folder_that_cannot_be_written_is_refused_first(tmp_path, tiny_checkpoint):

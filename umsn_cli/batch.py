@@ -165,10 +165,11 @@ def _run_aligned(
             _fail(report, item.job.source, str(exc), on_file)
             continue
         if restored is not None:
-            note = describe(restored.detail_ratio, restored.strength)
+            judged = (restored.detail_ratio, restored.strength, restored.blur_px)
+            note = describe(*judged)
             report.notes.append((item.job.source, note))
             report.sharp += restored.sharp
-            face = face_record(restored.detail_ratio, restored.strength)
+            face = face_record(*judged)
             report.records.append(_record(item, "aligned", [face]))
         report.faces += 1
         _done(report, item.job.source, on_file)
@@ -201,7 +202,7 @@ def _run_photo(item: _Item, restorer: Restorer, options: Options, report: Report
         kind.append((source, note))
     report.faces += len(result.faces)
     report.sharp += sum(face.sharp for face in result.faces)
-    faces = [face_record(f.detail_ratio, f.strength, [round(v, 1) for v in f.face.box])
+    faces = [face_record(f.detail_ratio, f.strength, f.blur_px, [round(v, 1) for v in f.face.box])
              for f in result.faces]  # fmt: skip
     report.records.append(_record(item, "photo", faces))
     _done(report, source, on_file)

@@ -33,7 +33,7 @@ from umsn_cli.photo.pipeline import (
     choose_mode,
     restore_photo,
 )
-from umsn_cli.strength import SHARP_RATIO, auto_strength, blend, detail_ratio, is_sharp
+from umsn_cli.strength import SHARP_RATIO, auto_strength, blend, is_sharp, judge
 from umsn_cli.weights import load_model
 from umsn_cli.weights.download import TransferProgress
 from umsn_cli.weights.manifest import DEFAULT_MODEL
@@ -48,6 +48,7 @@ class Restored:
     probs: np.ndarray  # float32 4×H×W in [0, 1]
     detail_ratio: float = 1.0  # mid-frequency detail in over out: about 1 for a sharp face
     strength: float = 1.0  # the share of the network's correction applied
+    blur_px: float = 1.0  # the blur's estimated extent, in px of the image as given
 
     @property
     def sharp(self) -> bool:
@@ -219,7 +220,7 @@ class Restorer:
             restored = (restored + mirrored.flip(-1)) / 2
             probs = (probs + mirrored_probs.flip(-1)) / 2
         self._check_output(restored)  # never written as black pixels
-        ratio = detail_ratio(inputs, restored)
+        ratio, extent = judge(inputs, restored)
         if self.strength is None:
             strength = auto_strength(ratio)
         else:
@@ -233,6 +234,7 @@ class Restorer:
                 probs=probs_at_source_size(probs[i], *im.rgb.shape[:2]),
                 detail_ratio=float(ratio[i]),
                 strength=float(strength[i]),
+                blur_px=float(extent[i]) * im.rgb.shape[1] / self.input_size,
             )
             for i, im in enumerate(images)
         ]

@@ -33,6 +33,11 @@ class Alignment:
     matrix: np.ndarray  # 2×3 affine (a similarity), pixel centres at integers
     size: int  # the crop is size×size
 
+    @property
+    def scale(self) -> float:
+        """Crop pixels per photo pixel (the similarity's scale)."""
+        return float(np.sqrt(abs(np.linalg.det(self.matrix[:, :2]))))
+
     def inverse(self) -> np.ndarray:
         """The 2×3 matrix mapping crop pixels → photo pixels."""
         linear = np.linalg.inv(self.matrix[:, :2])

@@ -63,6 +63,7 @@ class RestoredFace:
     probs: np.ndarray  # 4×S×S
     detail_ratio: float = 1.0  # mid-frequency detail in over out (umsn_cli.strength)
     strength: float = 1.0  # the share of the correction it got
+    blur_px: float = 1.0  # the blur's estimated extent, in px of the photo
 
     @property
     def sharp(self) -> bool:
@@ -163,10 +164,12 @@ def restore_photo(
         change = torch.from_numpy(result.rgb - before).permute(2, 0, 1)
         mask = face_mask(result.probs) * real_pixels_mask(alignment, height, width)
         canvas.add(alignment, change, mask)
-        judged = (result.detail_ratio, result.strength)
+        # The crop's pixels are 1/scale photo pixels: the blur in the photo's own px.
+        blur_px = result.blur_px / alignment.scale
+        judged = (result.detail_ratio, result.strength, blur_px)
         restored.append(RestoredFace(face, alignment, before, result.rgb, result.probs, *judged))
         left, top = (round(v) for v in face.box[:2])
-        notes.append(f"face at ({left}, {top}): {describe(result.detail_ratio, result.strength)}")
+        notes.append(f"face at ({left}, {top}): {describe(*judged)}")
     notes.append(f"{len(faces)} face(s) restored")
     return PhotoResult(canvas.result(in_place=in_place), restored, notes, canvas)
 
