@@ -47,7 +47,7 @@ _LAPLACIAN = torch.tensor([[0.0, -1.0, 0.0], [-1.0, 4.0, -1.0], [0.0, -1.0, 0.0]
 #: 100 training faces × 15 extents from 1 to 45 px, noise σ 0.01; on the 100 val/ faces
 #: it was 5.4 px off on average (26 % median relative error; 0.8 px on unblurred faces,
 #: 2.2 on 3–11 px, 5.8 on 13–27, 9.3 on 29–45), rank correlation 0.88 with the truth
-#: (`python benchmarks/blur_extent.py`, runs/eval/blur-extent.json; docs/usage.md).
+#: (`python benchmarks/blur_extent.py`, docs/results/blur-extent.json; docs/usage.md).
 EXTENT_WEIGHTS = (-0.09458, 0.01341, -0.07876, -0.71818, -0.85019, 0.10847, 0.00027, -0.65208)
 EXTENT_CONSTANT = -2.35207
 EXTENT_RANGE = (1.0, 45.0)  # what the fit saw: no estimate beyond it
