@@ -345,6 +345,27 @@ def test_psnr_loss_is_the_mean_psnr_at_the_scale_of_mse():
     assert share[0][0] > 0.5 > share[1][0]  # the nearly restored face leads, not the worst
 
 
+def test_a_teacher_adds_its_term_and_is_never_saved(tmp_path, dataset, tiny_checkpoint):
+    """--teacher: the loss follows a trained restorer too; it is loaded for the run (and
+    on resume), never stored in a checkpoint, and refused where nothing restores."""
+    out = tmp_path / "student"
+    ok(bnet(dataset, out, "--steps", "2", "--teacher", tiny_checkpoint, "--teacher-weight", "2"))
+    trained = [line for line in log_lines(out) if line["kind"] == "train"]
+    assert all(line["teacher_l1"] > 0 for line in trained)
+    state = torch.load(out / "last.pt", weights_only=False, map_location="cpu")
+    assert not any("teacher" in key for key in state["stage"])
+    assert state["config"]["teacher"] == str(tiny_checkpoint)
+    ok(bnet(dataset, out, "--steps", "4", "--resume"))
+    assert [line["step"] for line in log_lines(out) if "teacher_l1" in line][-1] == 4
+    plain = tmp_path / "plain"
+    ok(bnet(dataset, plain, "--steps", "1"))
+    assert all("teacher_l1" not in line for line in log_lines(plain))
+    d, m = str(dataset["data"]), str(dataset["masks"])
+    refused = train("snet", "--data", d, "--masks", m, "--out", tmp_path / "x", *FAST,
+                    "--teacher", tiny_checkpoint)  # fmt: skip
+    _fails(refused, "--teacher distils a restorer")
+
+
 def test_resume_continues_exactly(tmp_path, dataset):
     constant = ["--lr", "1e-3", "--min-lr", "1e-3", "--warmup", "1"]
     a, b = tmp_path / "a", tmp_path / "b"

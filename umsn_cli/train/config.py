@@ -51,8 +51,9 @@ class TrainConfig:
     model: str = _flag(
         "umsn-lite",
         "Architecture to train: umsn-lite, umsn-fast, umsn-fast-large, umsn-fast-xl, "
-        "umsn-fast-xl-naf, umsn (the paper's), or bnet-fast, bnet-fast-large, bnet-fast-xl, "
-        "bnet-fast-xl-naf (their plain B-Net); --init names the weights to start from.",
+        "umsn-fast-xl-naf, umsn-fast-s, umsn (the paper's), or bnet-fast, bnet-fast-large, "
+        "bnet-fast-xl, bnet-fast-xl-naf, bnet-fast-s (their plain B-Net); --init names the "
+        "weights to start from.",
         flag="--arch",
     )
     data: str = _flag("", "Folder of aligned sharp faces.")
@@ -100,6 +101,15 @@ class TrainConfig:
     fnets: tuple[str, ...] = _flag(
         (), "umsn: a trained F-Net (a run or checkpoint); four, m1 to m4.", flag="--fnet"
     )
+    # Distillation (issue 35's fast model): a small network learns from the sharp face
+    # and from what a big trained one makes of the same blurred face, which carries
+    # more than the sharp face alone (how much of the blur can be undone).
+    teacher: str | None = _flag(
+        None,
+        "umsn/bnet: distil from these weights (a weights id, config name, imported id or "
+        "exported file): the loss adds the L1 to the teacher's restoration.",
+    )
+    teacher_weight: float = _flag(1.0, "With --teacher: the weight of its L1 term.")
     # umsn_cli.blur.degrade.MIXES: "real" (camera shake with turns and uneven speed
     # 5–31 px, defocus, gaussian blur, shot noise, JPEG), "wide" (the same from
     # near-identity to 45 px shake) or "motion" (the paper's camera-shake kernels
@@ -245,7 +255,10 @@ class TrainConfig:
             if getattr(self, name) < 1:
                 raise UsageError(f"--{name.replace('_', '-')} must be at least 1")
         # Checked here, not where the loop first uses them: after seconds of loading faces.
-        for name in ("lr", "min_lr", "warmup", "holdout", "grad_clip", "perceptual_weight"):
+        if self.teacher and self.stage not in GENERATOR_STAGES:
+            raise UsageError(f"--teacher distils a restorer: the {self.stage} stage has none")
+        for name in ("lr", "min_lr", "warmup", "holdout", "grad_clip", "perceptual_weight",
+                     "teacher_weight"):  # fmt: skip
             if getattr(self, name) < 0:
                 raise UsageError(f"--{name.replace('_', '-')} must not be negative")
         if self.confidence_lambda < 0:

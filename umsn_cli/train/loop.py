@@ -40,7 +40,7 @@ from umsn_cli.train.config import TrainConfig
 from umsn_cli.train.data import Sampler, mixing_weights
 from umsn_cli.train.ema import WeightAverage
 from umsn_cli.train.report import plot_curves
-from umsn_cli.train.stages import Stage, build_stage
+from umsn_cli.train.stages import GeneratorStage, Stage, build_stage
 
 #: Called on rank 0 after every step with (step, steps, terms of the last log line).
 Progress = Callable[[int, int, dict[str, float]], None]
@@ -91,6 +91,8 @@ def prepare_stage(cfg: TrainConfig, *, resume: bool = False) -> Stage:
     they may have moved or gone since (a retired bundled file, a deleted run).
     """
     stage = build_stage(cfg, get_config(cfg.model))
+    if isinstance(stage, GeneratorStage):
+        stage.attach_teacher(cfg)  # never in a checkpoint: loaded on resume too
     if resume:
         return stage
     if cfg.init:

@@ -201,6 +201,31 @@ class GeneratorStage(Stage):
         self.vgg = _perceptual(cfg)
         self.weight = cfg.perceptual_weight
         self.loss = cfg.loss
+        # The teacher is held in a tuple, not as a child module: it is never trained,
+        # averaged or saved in a checkpoint (a resumed run loads it again).
+        self._teacher: tuple[nn.Module, ...] = ()
+        self.teacher_weight = cfg.teacher_weight
+
+    def attach_teacher(self, cfg: TrainConfig) -> None:
+        """``--teacher``: the trained restorer whose output the loss also follows."""
+        if cfg.teacher:
+            from umsn_cli.weights import load_model
+
+            teacher, _ = load_model(cfg.teacher, offline=True)
+            self._teacher = (teacher.eval().requires_grad_(False),)
+
+    def with_teacher(
+        self, loss: torch.Tensor, terms: Terms, out: torch.Tensor, blurry: torch.Tensor
+    ) -> tuple[torch.Tensor, Terms]:
+        """``loss`` plus, with a teacher, the weighted L1 between the output (signed range)
+        and the teacher's restoration of the same blurred faces."""
+        if not self._teacher:
+            return loss, terms
+        (teacher,) = self._teacher
+        with torch.no_grad():
+            taught = teacher.to(blurry.device)(blurry)[0].float() * 2 - 1
+        l1 = (out.float() - taught).abs().mean()
+        return loss + self.teacher_weight * l1, {**terms, "teacher_l1": l1.detach()}
 
     def forward(self, batch: Batch) -> tuple[torch.Tensor, Terms]:
         """The method's loss, or with ``--loss mse``/``psnr`` the squared error of the
@@ -213,10 +238,12 @@ class GeneratorStage(Stage):
         mse = per_face.mean()
         terms = {"mse": mse.detach(), "l1": (out - target).abs().mean().detach()}
         if self.loss == "mse":
-            return mse, terms
-        # Mean PSNR of the batch on the 0…1 scale (the signed range's MSE is 4×).
-        terms["psnr"] = (-10 * torch.log10((per_face.detach() / 4).clamp_min(1e-10))).mean()
-        return losses.psnr_weighted_mse(per_face), terms
+            loss = mse
+        else:
+            # Mean PSNR of the batch on the 0…1 scale (the signed range's MSE is 4×).
+            terms["psnr"] = (-10 * torch.log10((per_face.detach() / 4).clamp_min(1e-10))).mean()
+            loss = losses.psnr_weighted_mse(per_face)
+        return self.with_teacher(loss, terms, out, batch.blurry)
 
     def method_loss(self, batch: Batch) -> tuple[torch.Tensor, Terms]:
         raise NotImplementedError
@@ -235,9 +262,10 @@ class GeneratorStage(Stage):
         return self.generator(_signed(blurry), self.guidance(blurry))
 
     def shared_terms(
-        self, out: torch.Tensor, half: torch.Tensor, target: torch.Tensor
+        self, out: torch.Tensor, half: torch.Tensor, target: torch.Tensor, blurry: torch.Tensor
     ) -> tuple[torch.Tensor, Terms]:
-        """Half-scale L1 (0.33), gradient L1 (0.15 full, 0.08 half), perceptual (λ₁)."""
+        """Half-scale L1 (0.33), gradient L1 (0.15 full, 0.08 half), perceptual (λ₁), the
+        L1 to the teacher's output (``--teacher-weight``)."""
         target_half = F.avg_pool2d(target, 2)
         half_l1 = (half.float() - target_half).abs().mean()
         grad = losses.gradient_l1(out, target)
@@ -248,7 +276,7 @@ class GeneratorStage(Stage):
             p = losses.perceptual(self.vgg, out, target)
             loss = loss + self.weight * p
             terms["perceptual"] = p.detach()
-        return loss, terms
+        return self.with_teacher(loss, terms, out, blurry)
 
     def restore01(self, blurry: torch.Tensor) -> torch.Tensor:
         return ((self.restore(blurry)[0].float() + 1) / 2).clamp(0, 1)
@@ -297,7 +325,7 @@ class UMSNStage(GeneratorStage):
         per_class = losses.classwise_l1(out, target, masks)
         confidence = self.confidence(out, target, masks)
         lc = losses.confidence_loss(per_class, confidence, self.lam)
-        rest, terms = self.shared_terms(out, half, target)
+        rest, terms = self.shared_terms(out, half, target, batch.blurry)
         terms.update({"l_c": lc.detach(), "l1": per_class.sum(1).mean().detach()})
         for i in range(confidence.shape[1]):
             terms[f"c_m{i + 1}"] = confidence[:, i].mean().detach()
@@ -314,7 +342,7 @@ class PlainBNetStage(GeneratorStage):
         out, half = self.restore(batch.blurry)
         target = _signed(batch.sharp)
         l1 = (out.float() - target).abs().mean()
-        rest, terms = self.shared_terms(out, half, target)
+        rest, terms = self.shared_terms(out, half, target, batch.blurry)
         terms["l1"] = l1.detach()
         return l1 + rest, terms
 
