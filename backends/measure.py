@@ -4,9 +4,11 @@ Which backend is fastest depends on the CPU, not on a fixed order: eager and
 TorchScript run level on an AVX512-BF16 CPU, TorchScript is faster on AMX and 2.9×
 slower at batch 16 on a CPU with AVX2 alone. So where more than one backend can run,
 the first large job times each of them on the model and batch size it will run and
-keeps the winner in ``backend-choices.json`` under the cache root, keyed by what decides the
-speed: the CPU (model name and instruction-set flags) or GPU, torch's version, the
-weights, the precision and the batch size. Later runs read the answer.
+keeps the winner in ``backend-choices.json`` under the cache root, keyed by what
+decides the speed: the CPU (model name and instruction-set flags) or GPU, torch's version, the
+network's architecture, the precision and the batch size. Later runs read the answer,
+and ``umsn benchmark --speed``, which times every backend anyway, leaves its answers
+there too.
 
 Only the name of one of umsn's own backends is kept, never code: a planted entry can
 at worst pick the slower of two backends. A small job (one face) does not pay for a
@@ -89,7 +91,7 @@ def choose_by_measurement(
     where = str(device or default.default_device())
     if len(candidates) == 1:
         return Choice(default, where, f"the only backend that can run here is {default.name}")
-    key = f"{machine_key(torch.device(where))}|{weights_key[:16]}|{precision}|batch {batch}"
+    key = answer_key(torch.device(where), model, precision, batch)
     known = {c.name: c for c in candidates}
     cached = _read(cache_file).get(key)
     if not remeasure and cached and cached.get("backend") in known:
@@ -101,13 +103,29 @@ def choose_by_measurement(
              for c in candidates}  # fmt: skip
     size = model.config.input_size
     times = {name: _time(backend, batch, size) for name, backend in built.items()}
+    winner, why = remember(cache_file, key, times, default.name, batch)
+    reason = f"measured now: {why} (--remeasure times them again)"
+    return Choice(known[winner], where, reason, built[winner])
+
+
+def answer_key(device: torch.device, model: UMSN, precision: str, batch: int) -> str:
+    """Where an answer is kept: the machine, the network (its architecture: the values
+    of the weights do not change the speed), the precision asked for, the batch size."""
+    network = hashlib.sha256(repr(model.config).encode()).hexdigest()[:16]
+    return f"{machine_key(device)}|{model.config.name} {network}|{precision}|batch {batch}"
+
+
+def remember(
+    cache_file: Path, key: str, times: dict[str, float], default: str, batch: int
+) -> tuple[str, str]:
+    """Keep the winner of ``times`` (ms per face by backend name; ``default`` unless
+    another is :data:`MARGIN` faster) under ``key``: its name and the why."""
     fastest = min(times, key=times.__getitem__)
-    winner = fastest if times[default.name] > MARGIN * times[fastest] else default.name
+    winner = fastest if times[default] > MARGIN * times[fastest] else default
     why = ", ".join(f"{name} {ms:.0f} ms/face" for name, ms in times.items())
     why = f"{why} at batch {batch}"
     _write(cache_file, key, {"backend": winner, "why": why, "ms_per_face": times})
-    reason = f"measured now: {why} (--remeasure times them again)"
-    return Choice(known[winner], where, reason, built[winner])
+    return winner, why
 
 
 def _time(backend: Backend, batch: int, size: int) -> float:

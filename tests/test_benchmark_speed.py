@@ -173,3 +173,25 @@ def test_warm_up_goes_on_until_the_time_settles(monkeypatch):
 
     times, _ = speed._time_deblur(Backend(), 1, 8, repeats=3, warmup=2)
     assert times == [0.1, 0.1, 0.1]  # warm-up ran past its 2 calls: 1.0 … 0.1
+
+
+def test_the_speed_run_answers_backend_auto_for_later_runs(tiny_model, monkeypatch, tmp_path):
+    """Every backend `auto` chooses among was timed at the input size: the faster one is
+    kept for each batch size, and a later one-face job takes it unmeasured."""
+    from umsn_cli.backends.measure import choose_by_measurement
+    from umsn_cli.backends.registry import auto_candidates
+    from umsn_cli.benchmark import speed
+
+    def fake(backend, batch, size, repeats, warmup):  # TorchScript 2.5× faster, steadily
+        return [0.4 * batch if backend.name == "torchscript" else 1.0 * batch] * repeats, None
+
+    monkeypatch.setattr(speed, "_time_deblur", fake)
+    cache = tmp_path / "choices.json"
+    report = quick(tiny_model, sizes=(128,), cache_file=cache)
+    assert set(report.auto) == {1, 2} and report.auto[1].startswith("torchscript (")
+    choice = choose_by_measurement(
+        auto_candidates(), tiny_model, weights_key=WEIGHTS_KEY, device=None, precision="auto",
+        batch=2, faces=1, remeasure=False, cache_file=cache,
+    )  # fmt: skip
+    assert choice.backend.name == "torchscript" and "measured before" in choice.reason
+    assert quick(tiny_model, sizes=(32,), cache_file=tmp_path / "other.json").auto == {}

@@ -26,7 +26,8 @@ from torch.utils.flop_counter import FlopCounterMode
 
 from umsn_cli.backends import Backend, BackendInfo, create_backend, discover_backends
 from umsn_cli.backends.cpu import has_native_bf16
-from umsn_cli.backends.registry import check_settings, choose_backend
+from umsn_cli.backends.measure import answer_key, remember
+from umsn_cli.backends.registry import auto_candidates, check_settings, choose_backend
 from umsn_cli.errors import BackendUnavailableError, UsageError
 from umsn_cli.nn import UMSN, count_parameters
 from umsn_cli.weights.download import TransferProgress
@@ -88,6 +89,9 @@ class SpeedReport:
     peaks: list[MatmulPeak] = field(default_factory=list)
     rows: list[SpeedRow] = field(default_factory=list)
     skipped: dict[str, str] = field(default_factory=dict)
+    #: What ``--backend auto`` takes from now on at each batch size (the input size's
+    #: rows decide it, and are kept for it), and why.
+    auto: dict[int, str] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         """Plain dicts, lists, numbers and strings, ready for ``json.dumps``."""
@@ -184,6 +188,7 @@ def measure_speed(
     repeats: int = 5,
     warmup: int = 3,
     progress: Callable[[str], None] | None = None,
+    cache_file: Path | None = None,
 ) -> SpeedReport:
     """Time ``deblur`` for every backend × batch size × image size, in that order.
 
@@ -195,6 +200,8 @@ def measure_speed(
     caches (the TorchScript graph), ``model_ref`` only labels the report. The matmul
     peak is measured once for each device the backends use. Backends move ``model``
     to their device and memory format. ``progress`` receives one line before each step.
+    ``cache_file``: where ``--backend auto`` keeps its answers; the timings made here
+    answer it (:func:`_leave_answers`).
     """
     _check_plan(batches, sizes, repeats, warmup)
     names, skipped = _select_backends(backends, device, precision)
@@ -226,7 +233,32 @@ def measure_speed(
                     _row(info, batch, size, times, memory, gflop[size], peaks[info.device])
                 )
     report.peaks = list(peaks.values())
+    if cache_file is not None:
+        report.auto = _leave_answers(report, model, device, precision, cache_file)
     return report
+
+
+def _leave_answers(
+    report: SpeedReport, model: UMSN, device: str | None, precision: str, cache_file: Path
+) -> dict[int, str]:
+    """Keep, for ``--backend auto``, the fastest of the backends it chooses among at each
+    batch size timed at the model's input size, where every one of them was timed and
+    none is unstable (a busy machine's numbers would mislead every later run)."""
+    candidates = auto_candidates(device)
+    if len(candidates) < 2:
+        return {}
+    where = torch.device(device or candidates[0].default_device())
+    names = [c.name for c in candidates]
+    answers = {}
+    for batch in sorted({row.batch for row in report.rows}):
+        rows = [r for r in report.rows if r.batch == batch and r.size == model.config.input_size]
+        times = {r.backend: r.ms_per_face for r in rows if r.backend in names}
+        if set(times) != set(names) or any(r.unstable for r in rows):
+            continue
+        key = answer_key(where, model, precision, batch)
+        winner, why = remember(cache_file, key, times, names[0], batch)
+        answers[batch] = f"{winner} ({why})"
+    return answers
 
 
 def _check_plan(batches: Sequence[int], sizes: Sequence[int], repeats: int, warmup: int) -> None:

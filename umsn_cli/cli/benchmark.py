@@ -212,6 +212,7 @@ def _speed(outputs: _Outputs, *, model: str, backend: str, offline: bool, **sett
     """``--speed``: time each backend on this machine; print and write the table."""
     from umsn_cli.benchmark import report
     from umsn_cli.benchmark.speed import measure_speed, speed_model
+    from umsn_cli.paths import choices_file
 
     network, key = speed_model(model, offline=offline, progress=transfer_bar)
     result = measure_speed(
@@ -220,10 +221,13 @@ def _speed(outputs: _Outputs, *, model: str, backend: str, offline: bool, **sett
         model_ref=model,
         backends=None if backend in ("all", "auto") else [backend],
         progress=lambda line: err_console.print(escape(line)),
+        cache_file=choices_file(),
         **settings,
     )
     table = report.speed_table(result)
     _show(report, table)
+    for batch, answer in result.auto.items():
+        err_console.print(f"--backend auto at batch {batch} takes {escape(answer)}")
     if any(row.unstable for row in result.rows):
         warn(
             "some rows are unstable (timed runs over 2× apart, or above the matmul peak): "
