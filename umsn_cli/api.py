@@ -51,6 +51,7 @@ def restore(
     only_center_face: bool = False,
     flip_ensemble: bool = False,
     strength: float | str = "auto",
+    max_face_size: int = 128,
 ) -> Restoration:
     """Restore an aligned face crop or every face of a photo, as ``umsn deblur`` does.
 
@@ -59,12 +60,15 @@ def restore(
     pasted back; the face options are the CLI's ``--min-face`` and friends;
     ``flip_ensemble`` also restores each mirrored face and averages (``--flip-ensemble``);
     ``strength`` is how much of the correction each face gets, ``"auto"`` or 0 to 1
-    (``--strength``).
+    (``--strength``); ``max_face_size`` the largest size a face is restored at
+    (``--max-face-size``).
     """
     check_mode(mode)
     loaded = _load(image)
     level = parse_strength(str(strength))
-    restorer = load_restorer(model, backend, flip_ensemble=flip_ensemble, strength=level)
+    restorer = load_restorer(
+        model, backend, flip_ensemble=flip_ensemble, strength=level, max_face_size=max_face_size
+    )
     done = restorer.restore(loaded, mode, PhotoOptions(min_face, max_faces, only_center_face))
     rgb = done.rgb
     faces = [tuple(float(v) for v in f.face.box) for f in done.faces]

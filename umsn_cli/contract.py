@@ -16,6 +16,8 @@ from typing import Any
 
 import numpy as np
 
+from umsn_cli.errors import UsageError
+
 #: Where YuNet puts the 5 landmarks (eyes, nose tip, mouth corners; image left first) in
 #: the canonical framing, as fractions of the crop side: the mean over the 100 ``val/``
 #: faces of celebamask-mini, measured in pixels of a 128² crop.
@@ -23,6 +25,18 @@ CANONICAL_LANDMARKS: tuple[tuple[float, float], ...] = tuple(
     (x / 128, y / 128)
     for x, y in ((38.86, 58.34), (89.02, 59.25), (62.27, 87.98), (41.18, 102.99), (84.41, 104.03))
 )
+
+#: The sizes a face crop may be restored at (``deblur --max-face-size``): the networks
+#: are fully convolutional, so a big face can be restored at its own scale rather than
+#: shrunk to the input size of the contract, the one the weights were trained at.
+WORKING_SIZES = (128, 256, 512)
+
+
+def check_working_size(size: int) -> None:
+    """Refuse a ``--max-face-size`` that is none of :data:`WORKING_SIZES`."""
+    if size not in WORKING_SIZES:
+        choices = ", ".join(map(str, WORKING_SIZES))
+        raise UsageError(f"--max-face-size {size}: choose one of {choices}")
 
 
 @dataclass(frozen=True)

@@ -15,11 +15,13 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 
 from umsn_cli.aligned import probs_at_source_size, restored_at_source_size, to_model_input
 from umsn_cli.backends import Backend, BackendInfo
 from umsn_cli.backends.measure import choose_by_measurement
 from umsn_cli.backends.registry import auto_candidates, choose_backend
+from umsn_cli.contract import WORKING_SIZES, check_working_size
 from umsn_cli.errors import WeightsError
 from umsn_cli.images import LoadedImage
 from umsn_cli.nn import UMSN
@@ -37,6 +39,13 @@ from umsn_cli.strength import SHARP_RATIO, auto_strength, blend, is_sharp, judge
 from umsn_cli.weights import load_model
 from umsn_cli.weights.download import TransferProgress
 from umsn_cli.weights.manifest import DEFAULT_MODEL
+
+
+def _at(images: torch.Tensor, size: int) -> torch.Tensor:
+    """N×C×H×W images area-resampled to size×size (as they are, when they are that)."""
+    if images.shape[-1] == size:
+        return images
+    return F.interpolate(images.float(), size=(size, size), mode="area")
 
 
 @dataclass
@@ -86,6 +95,7 @@ class Restorer:
         flip_ensemble: bool = False,
         strength: float | None = None,
         skip_sharp: bool = False,
+        max_face_size: int = 128,
     ) -> None:
         self.model = model
         self.backend = backend
@@ -102,6 +112,10 @@ class Restorer:
         self.contract = model.config.input  # what the weights expect of an image
         self.input_size = self.contract.size
         self.backend_reason = f"{backend.name}, as given"  # why this backend (``-v``)
+        # The largest working size (WORKING_SIZES): 128, the size of training, unless
+        # asked; 256 costs 4× the time and memory per face, 512 16×.
+        check_working_size(max_face_size)
+        self.max_face_size = max_face_size
 
     @classmethod
     def load(
@@ -119,6 +133,7 @@ class Restorer:
         faces: int = 1,
         batch_size: int = 8,
         remeasure: bool = False,
+        max_face_size: int = 128,
     ) -> Restorer:
         """Resolve ``model`` (id, config name, imported id or file), load it, pick a backend.
 
@@ -141,7 +156,7 @@ class Restorer:
             reason = choice.reason
         if runner is None:
             runner = runner_class(network, weights_key=sha256, device=device, precision=precision)
-        restorer = cls(network, runner, model, flip_ensemble, strength, skip_sharp)
+        restorer = cls(network, runner, model, flip_ensemble, strength, skip_sharp, max_face_size)
         restorer.backend_reason = reason
         restorer.self_check()
         return restorer
@@ -212,15 +227,38 @@ class Restorer:
         result = restore_photo(image.rgb, self, photo, in_place=in_place, found=found)
         return Restoration(result.rgb, mode, photo=result)
 
+    def working_size(self, image: LoadedImage) -> int:
+        """The size a crop is restored at: the largest of :data:`WORKING_SIZES` within
+        both its shorter side and :attr:`max_face_size`, never below the model's input
+        (a smaller crop is upscaled to it, as it always was)."""
+        side = min(image.rgb.shape[:2])
+        fitting = [
+            s for s in WORKING_SIZES if self.input_size <= s <= min(side, self.max_face_size)
+        ]
+        return max(fitting, default=self.input_size)
+
     def deblur_batch(self, images: Sequence[LoadedImage]) -> list[Restored]:
-        inputs = torch.stack([to_model_input(im.rgb, self.input_size) for im in images])
+        """Restore aligned crops, each at its :meth:`working_size` (one forward pass per
+        size), in the order given."""
+        sizes = [self.working_size(im) for im in images]
+        results: list[Restored | None] = [None] * len(images)
+        for size in dict.fromkeys(sizes):
+            chosen = [i for i, s in enumerate(sizes) if s == size]
+            done = self._deblur_at(size, [images[i] for i in chosen])
+            for i, result in zip(chosen, done, strict=True):
+                results[i] = result
+        return results  # type: ignore[return-value]
+
+    def _deblur_at(self, size: int, images: Sequence[LoadedImage]) -> list[Restored]:
+        inputs = torch.stack([to_model_input(im.rgb, size) for im in images])
         restored, probs = self.backend.deblur(inputs)
         if self.flip_ensemble:
             mirrored, mirrored_probs = self.backend.deblur(inputs.flip(-1))
             restored = (restored + mirrored.flip(-1)) / 2
             probs = (probs + mirrored_probs.flip(-1)) / 2
         self._check_output(restored)  # never written as black pixels
-        ratio, extent = judge(inputs, restored)
+        # Judged at the size the judgement was calibrated at (umsn_cli.strength).
+        ratio, extent = judge(*(_at(x, self.input_size) for x in (inputs, restored)))
         if self.strength is None:
             strength = auto_strength(ratio)
         else:
@@ -234,7 +272,7 @@ class Restorer:
                 probs=probs_at_source_size(probs[i], *im.rgb.shape[:2]),
                 detail_ratio=float(ratio[i]),
                 strength=float(strength[i]),
-                blur_px=float(extent[i]) * im.rgb.shape[1] / self.input_size,
+                blur_px=float(extent[i]) * im.rgb.shape[1] / self.input_size,  # crop px
             )
             for i, im in enumerate(images)
         ]
@@ -253,9 +291,10 @@ def load_restorer(
     precision: str = "auto",
     flip_ensemble: bool = False,
     strength: float | None = None,
+    max_face_size: int = 128,
 ) -> Restorer:
     """A cached :class:`Restorer`, so repeated API calls do not reload the weights."""
     return Restorer.load(
         model, backend=backend, device=device, precision=precision, flip_ensemble=flip_ensemble,
-        strength=strength,
+        strength=strength, max_face_size=max_face_size,
     )  # fmt: skip

@@ -25,6 +25,7 @@ from umsn_cli.cli._common import (
     transfer_bar,
     warn,
 )
+from umsn_cli.contract import check_working_size
 from umsn_cli.errors import ImageError, UsageError
 from umsn_cli.files import check_file_destination
 
@@ -166,6 +167,7 @@ def run_batch(
     strength: float | None = None,
     skip_sharp: bool = False,
     report_file: Path | None = None,
+    max_face_size: int = 128,
     **options: Any,
 ) -> None:
     """Plan, load, run with a progress bar, summarise; exit 1 if any file failed."""
@@ -178,6 +180,7 @@ def run_batch(
     # Every usage mistake is reported before the (slow) model load.
     if run.verbose and run.quiet:
         raise UsageError("--verbose and --quiet contradict each other: give one of them")
+    check_working_size(max_face_size)
     if run.remeasure and run.backend != "auto":
         raise UsageError(f"--remeasure times the backends for --backend auto, not {run.backend}")
     settings = batch.Options(
@@ -221,6 +224,7 @@ def run_batch(
                 faces=len(jobs),
                 batch_size=run.batch_size,
                 remeasure=run.remeasure,
+                max_face_size=max_face_size,
             )
         if not run.quiet:
             err_console.print(f"using {restorer.info}")
