@@ -60,3 +60,22 @@ def test_recorded_arms_render_as_rows_with_their_training_and_bands(tmp_path):
                                         "27.457", "27.00 (+4.00)"]  # fmt: skip
     assert rows[1].count("–") == len(BANDS) - 1  # the bands it was not scored on
     assert "13 px +4.00, 15 px +4.50" in page
+
+
+def test_per_class_gains_are_kept_and_shown_where_the_benchmark_scored_them(tmp_path):
+    """The paper's claim is per class (features gain most): a benchmark scored with masks
+    gives each class's masked gain, and the page lists them under the arm."""
+    bench = _bench(23.0, 27.0)
+    for c, (blurry, restored) in enumerate([(24, 27), (23, 26.5), (21, 26), (22, 25)], start=1):
+        bench["overall"] |= {f"psnr_m{c}": restored, f"psnr_blurry_m{c}": blurry}
+    scores = band_scores(bench)
+    assert scores["gain_by_class"] == {"background": 3, "skin": 3.5, "features": 5, "hair": 3}
+    assert "gain_by_class" not in band_scores(_bench(23.0, 27.0))
+    lever = tmp_path / "l.json"
+    lever.write_text(json.dumps({"title": "T", "question": "Q", "start": "s", "budget": "b"}))
+    path = tmp_path / "b.json"
+    path.write_text(json.dumps(bench))
+    record_arm(lever, "umsn", "", None, {"shen": path})
+    page = render(load_levers(tmp_path))
+    classes = "background +3.00, skin +3.50, features +5.00, hair +3.00"
+    assert f"By class (masked PSNR): {classes}." in page

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from umsn_cli.train.report import training_hours
+from umsn_cli.visualize import CLASS_NAMES
 
 #: The blur bands an arm is scored on, in the page's column order.
 BANDS = ("shen", "identity", "mild", "severe")
@@ -27,13 +28,19 @@ def band_scores(bench: dict[str, Any]) -> dict[str, Any]:
         str(size): round(row["psnr"] - row["psnr_blurry"], 3)
         for size, row in sorted(bench["by_size"].items(), key=lambda item: int(item[0]))
     }
-    return {
+    scores = {
         "images": bench["count"],
         "blurry": round(overall["psnr_blurry"], 3),
         "restored": round(overall["psnr"], 3),
         "gain_by_size": by_size,
         "command": bench.get("command", ""),
     }
+    if "psnr_m1" in overall:  # scored per class (masks of the sharp face)
+        scores["gain_by_class"] = {
+            name: round(overall[f"psnr_m{c}"] - overall[f"psnr_blurry_m{c}"], 3)
+            for c, name in enumerate(CLASS_NAMES, start=1)
+        }
+    return scores
 
 
 def run_facts(run: Path) -> dict[str, Any]:
@@ -116,6 +123,9 @@ def render(levers: list[dict[str, Any]]) -> str:
                     f"- {arm['name']}, {band} ({scores['images']:,} images): gain by kernel "
                     f"size {sizes}."
                 )
+                if "gain_by_class" in scores:
+                    classes = ", ".join(f"{c} {g:+.2f}" for c, g in scores["gain_by_class"].items())
+                    lines.append(f"  By class (masked PSNR): {classes}.")
         if lever.get("finding"):
             lines += ["", f"**Finding.** {lever['finding']}"]
     return "\n".join(lines) + "\n"
