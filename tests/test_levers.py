@@ -71,11 +71,12 @@ def test_per_class_gains_are_kept_and_shown_where_the_benchmark_scored_them(tmp_
     scores = band_scores(bench)
     assert scores["gain_by_class"] == {"background": 3, "skin": 3.5, "features": 5, "hair": 3}
     assert "gain_by_class" not in band_scores(_bench(23.0, 27.0))
-    lever = tmp_path / "l.json"
+    lever = tmp_path / "levers" / "l.json"
+    lever.parent.mkdir()
     lever.write_text(json.dumps({"title": "T", "question": "Q", "start": "s", "budget": "b"}))
     path = tmp_path / "b.json"
     path.write_text(json.dumps(bench))
     record_arm(lever, "umsn", "", None, {"shen": path})
-    page = render(load_levers(tmp_path))
+    page = render(load_levers(lever.parent))
     classes = "background +3.00, skin +3.50, features +5.00, hair +3.00"
     assert f"By class (masked PSNR): {classes}." in page
