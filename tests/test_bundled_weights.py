@@ -36,12 +36,13 @@ def test_the_bundled_weights_are_what_the_default_model_means():
     assert DEFAULT.metrics, "the manifest must say how good the weights are"
 
 
-def test_every_bundled_file_is_listed_and_all_together_fit_30_mb():
-    """The package carries its weights: they must stay small enough to install anywhere."""
+def test_every_bundled_file_is_listed_and_all_together_fit_45_mb():
+    """The package carries its weights: they must stay small enough to install anywhere
+    (the maintainers' budget, 45 MB: the default, the paper's method, the small ones)."""
     listed = {store.bundled_path(e) for e in load_manifest().entries if e.bundled}
     shipped = set(store.bundled_path(DEFAULT).parent.glob("*.pt"))
     assert shipped == listed  # a retired file is removed, not left behind
-    assert sum(p.stat().st_size for p in shipped) <= 30 * 10**6
+    assert sum(p.stat().st_size for p in shipped) <= 45 * 10**6
 
 
 def test_quick_start_restores_the_example_face(tmp_path):
