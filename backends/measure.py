@@ -18,9 +18,9 @@ which is eager PyTorch on the CPU, the known-good choice on every instruction se
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
-import os
 import platform
 import statistics
 import time
@@ -30,6 +30,8 @@ from pathlib import Path
 import torch
 
 from umsn_cli.backends.base import Backend
+from umsn_cli.errors import UmsnError
+from umsn_cli.files import write_text
 from umsn_cli.nn import UMSN
 
 #: Jobs with fewer faces than this take the cached or default backend, unmeasured.
@@ -153,10 +155,5 @@ def _write(path: Path, key: str, entry: dict) -> None:
     """Add one answer; a cache that cannot be written only means measuring again."""
     data = _read(path)
     data[key] = entry
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        partial = path.with_name(f".{path.name}.{os.getpid()}.partial")
-        partial.write_text(json.dumps(data, indent=1) + "\n")
-        partial.replace(path)
-    except OSError:
-        pass
+    with contextlib.suppress(OSError, UmsnError):
+        write_text(path, json.dumps(data, indent=1) + "\n")

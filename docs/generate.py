@@ -229,8 +229,8 @@ def _fidelity_table() -> list[str]:
         auto, one = runs.get(f"{test}.auto"), runs.get(f"{test}.1")
         first = auto or one
         o = first["overall"]
-        blurry, cell = o["psnr_blurry"], _fidelity_cell
-        gains = [cell(run, "psnr", "+.2f", minus=blurry) for run in (auto, one)]
+        cell = _fidelity_cell
+        gains = [cell(run, "psnr", "+.2f", minus=o["psnr_blurry"]) for run in (auto, one)]
         lines.append(
             f"| {FIDELITY_TESTS[test]} | {first['count']:,} | {gains[0]} | {gains[1]} | "
             f"{o['identity_blurry']:.3f} | {cell(auto, 'identity', '.3f')} | "

@@ -37,9 +37,9 @@ from umsn_cli.images import (
 from umsn_cli.inputs import Job, check_not_input, resolved_sources
 from umsn_cli.photo.detect import Face
 from umsn_cli.photo.pipeline import (
-    MODES,
     PhotoOptions,
     PhotoResult,
+    check_mode,
     choose_mode,
 )
 from umsn_cli.restorer import Restored, Restorer
@@ -67,8 +67,7 @@ class Options:
         """Refuse impossible options before any file is read or any model loaded."""
         if self.task not in ("deblur", "segment"):
             raise UsageError(f"unknown task {self.task!r}; choose deblur or segment")
-        if self.mode not in MODES:
-            raise UsageError(f"--mode {self.mode}: choose one of {', '.join(MODES)}")
+        check_mode(self.mode)
         if self.task == "segment" and self.mode != "aligned":
             raise UsageError("segment works on aligned face crops only; leave out --mode")
         if self.skip_existing and self.overwrite:

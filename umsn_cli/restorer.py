@@ -66,7 +66,7 @@ class Restored:
 
 
 @dataclass
-class Restoration:
+class RestoredImage:
     """What :meth:`Restorer.restore` did to one image: the result at the image's size,
     the mode it was restored in, and what that mode reports."""
 
@@ -111,7 +111,7 @@ class Restorer:
         self.skip_sharp = skip_sharp
         self.contract = model.config.input  # what the weights expect of an image
         self.input_size = self.contract.size
-        self.backend_reason = f"{backend.name}, as given"  # why this backend (``-v``)
+        self.backend_reason = f"{backend.name}, as asked (--backend)"  # why (``-v``)
         # The largest working size (WORKING_SIZES): 128, the size of training, unless
         # asked; 256 costs 4× the time and memory per face, 512 16×.
         check_working_size(max_face_size)
@@ -145,7 +145,7 @@ class Restorer:
         """
         runner_class = choose_backend(backend, device, precision)  # before any download
         network, sha256 = load_model(model, offline=offline, progress=progress)
-        runner, reason = None, f"{runner_class.name}, as asked (--backend)"
+        runner, reason = None, None
         if backend == "auto":
             choice = choose_by_measurement(
                 auto_candidates(device), network, weights_key=sha256, device=device,
@@ -157,7 +157,7 @@ class Restorer:
         if runner is None:
             runner = runner_class(network, weights_key=sha256, device=device, precision=precision)
         restorer = cls(network, runner, model, flip_ensemble, strength, skip_sharp, max_face_size)
-        restorer.backend_reason = reason
+        restorer.backend_reason = reason or restorer.backend_reason
         restorer.self_check()
         return restorer
 
@@ -208,7 +208,7 @@ class Restorer:
         *,
         found: list[Face] | None = None,
         in_place: bool = False,
-    ) -> Restoration:
+    ) -> RestoredImage:
         """Restore one image as ``umsn deblur`` does: ``aligned``, a face crop; ``photo``,
         every face found, aligned, restored and pasted back (``photo`` says which faces);
         ``auto``, whichever :func:`~umsn_cli.photo.pipeline.looks_aligned` says.
@@ -223,9 +223,9 @@ class Restorer:
             mode, found = choose_mode(image.rgb, mode, self.input_size)
         if mode == "aligned":
             crop = self.deblur_batch([image])[0]
-            return Restoration(crop.rgb, mode, crop=crop)
+            return RestoredImage(crop.rgb, mode, crop=crop)
         result = restore_photo(image.rgb, self, photo, in_place=in_place, found=found)
-        return Restoration(result.rgb, mode, photo=result)
+        return RestoredImage(result.rgb, mode, photo=result)
 
     def working_size(self, image: LoadedImage) -> int:
         """The size a crop is restored at: the largest of :data:`WORKING_SIZES` within

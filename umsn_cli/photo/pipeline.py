@@ -44,7 +44,7 @@ SECOND_LOOK_FACE = 0.4
 def check_mode(mode: str) -> None:
     """Refuse a ``mode`` that is none of :data:`MODES` (before any slow work)."""
     if mode not in MODES:
-        raise UsageError(f"mode {mode!r}: choose one of {', '.join(MODES)}")
+        raise UsageError(f"--mode {mode!r}: choose one of {', '.join(MODES)}")
 
 
 @dataclass(frozen=True)
