@@ -56,6 +56,8 @@ class Backend(ABC):
 
     name: ClassVar[str]
     priority: ClassVar[int] = 0
+    #: The ``--precision`` values it runs (a runtime without bf16 autocast lists fewer).
+    precisions: ClassVar[tuple[str, ...]] = PRECISIONS
 
     def __init__(
         self,
@@ -72,6 +74,8 @@ class Backend(ABC):
         so its own TorchScript backend compiles in memory. A backend never picks a
         folder of its own."""
         check_precision(precision)
+        if (reason := self.precision_reason(precision)) is not None:
+            raise UsageError(reason)
         self.model = model.eval()
         self.weights_key = weights_key
         self.cache_dir = cache_dir
@@ -90,6 +94,17 @@ class Backend(ABC):
     @classmethod
     def auto_dtype(cls, device: torch.device) -> torch.dtype:
         return torch.float32
+
+    @classmethod
+    def precision_reason(cls, precision: str) -> str | None:
+        """None if this backend runs ``precision``, else why not and what to ask for."""
+        if precision in cls.precisions:
+            return None
+        allowed = " or ".join(cls.precisions)
+        return (
+            f"backend {cls.name!r} runs --precision {allowed} only; "
+            "give one of those or another --backend"
+        )
 
     @abstractmethod
     def deblur(self, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:

@@ -41,15 +41,15 @@ def choose_backend(name: str, device: str | None = None, precision: str = "auto"
     Malformed settings are :class:`UsageError`\ s rather than errors from inside torch.
     """
     check_settings(device, precision)
-    cls = _pick(name, discover_backends(), device)
+    cls = _pick(name, discover_backends(), device, precision)
     check_precision_on(device or cls.default_device(), precision)
     return cls
 
 
-def auto_candidates(device: str | None = None) -> list[type[Backend]]:
-    """What ``auto`` chooses among: the backends that can run on the device the one of
-    highest priority runs on, highest priority first."""
-    usable = [c for c in discover_backends().values() if c.unavailable_reason(device) is None]
+def auto_candidates(device: str | None = None, precision: str = "auto") -> list[type[Backend]]:
+    """What ``auto`` chooses among: the backends that can run ``precision`` on the device
+    the one of highest priority runs on, highest priority first."""
+    usable = [c for c in discover_backends().values() if _runs(c, device, precision)]
     usable.sort(key=lambda c: -c.priority)
     if not usable:
         return []
@@ -57,9 +57,15 @@ def auto_candidates(device: str | None = None) -> list[type[Backend]]:
     return [c for c in usable if c.unavailable_reason(device or kind) is None]
 
 
-def _pick(name: str, backends: dict[str, type[Backend]], device: str | None) -> type[Backend]:
+def _runs(cls: type[Backend], device: str | None, precision: str) -> bool:
+    return cls.unavailable_reason(device) is None and cls.precision_reason(precision) is None
+
+
+def _pick(
+    name: str, backends: dict[str, type[Backend]], device: str | None, precision: str
+) -> type[Backend]:
     if name == "auto":
-        usable = [c for c in backends.values() if c.unavailable_reason(device) is None]
+        usable = [c for c in backends.values() if _runs(c, device, precision)]
         if not usable:
             where = f" for device {device!r}" if device else ""
             raise BackendUnavailableError(
@@ -76,6 +82,8 @@ def _pick(name: str, backends: dict[str, type[Backend]], device: str | None) -> 
             f"backend {name!r} cannot run here: {reason}; choose another with --backend "
             "(or --backend auto)"
         )
+    if (reason := cls.precision_reason(precision)) is not None:
+        raise UsageError(reason)
     return cls
 
 

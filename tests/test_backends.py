@@ -12,6 +12,7 @@ from skimage import data, transform
 
 from umsn_cli.backends import Backend, create_backend, discover_backends
 from umsn_cli.backends import cpu as cpu_backend
+from umsn_cli.backends.eager import EagerBackend
 from umsn_cli.backends.registry import choose_backend
 from umsn_cli.backends.torchscript import TorchScriptBackend
 from umsn_cli.errors import BackendUnavailableError, UsageError
@@ -131,7 +132,8 @@ def _backend_cases():
         reason = cls.unavailable_reason()
         marks = [pytest.mark.skip(reason=f"{name}: {reason}")] if reason else []
         for precision in ("fp32", "auto", "bf16"):
-            cases.append(pytest.param(name, precision, marks=marks, id=f"{name}-{precision}"))
+            if cls.precision_reason(precision) is None:  # refusals: test_backend_onnx.py
+                cases.append(pytest.param(name, precision, marks=marks, id=f"{name}-{precision}"))
     return cases
 
 
@@ -144,8 +146,11 @@ def test_backend_matches_eager_fp32(name, precision, lite_model, faces, referenc
     assert restored.device.type == "cpu"
     ref_restored, ref_masks = reference
     if backend.dtype == torch.float32:
+        # Another runtime (ONNX Runtime) orders the same fp32 sums differently: 2.6e-4
+        # measured through umsn-lite's instance norms, far inside the 2/255.
+        atol = 1e-4 if isinstance(backend, EagerBackend) else 1e-3
         for out, ref in ((restored, ref_restored), (masks, ref_masks), (probs, ref_masks)):
-            torch.testing.assert_close(out, ref, atol=1e-4, rtol=0)
+            torch.testing.assert_close(out, ref, atol=atol, rtol=0)
     elif backend.device.type == "cuda" or backend.dtype == torch.float16:
         for out, ref in ((restored, ref_restored), (masks, ref_masks), (probs, ref_masks)):
             torch.testing.assert_close(out, ref, atol=2e-2, rtol=0)

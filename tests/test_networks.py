@@ -104,7 +104,7 @@ def test_fnet_image_heads_do_not_run_at_inference():
 
 def test_smoothed_dilation_starts_as_identity():
     x = torch.randn(2, 5, 16, 16)
-    torch.testing.assert_close(SmoothedDilation()(x), x)
+    torch.testing.assert_close(SmoothedDilation(5)(x), x)
     block = DenseBottleneck(5, 4, "instance", dilated=2)
     plain = DenseBottleneck(5, 4, "instance", dilated=2)
     plain.load_state_dict(block.state_dict())
@@ -113,7 +113,7 @@ def test_smoothed_dilation_starts_as_identity():
 
 
 def test_smoothed_dilation_is_learnable_and_shared():
-    layer = SmoothedDilation()
+    layer = SmoothedDilation(3)
     assert layer.weight.shape == (1, 1, 3, 3) and layer.weight.requires_grad
     layer(torch.randn(1, 3, 8, 8)).sum().backward()
     assert layer.weight.grad is not None and layer.weight.grad.abs().sum() > 0

@@ -148,7 +148,7 @@ class Restorer:
         runner, reason = None, None
         if backend == "auto":
             choice = choose_by_measurement(
-                auto_candidates(device), network, weights_key=sha256, device=device,
+                auto_candidates(device, precision), network, weights_key=sha256, device=device,
                 precision=precision, batch=batch_size, faces=faces, remeasure=remeasure,
                 cache_file=choices_file(),
             )  # fmt: skip

@@ -230,7 +230,7 @@ def _speed(outputs: _Outputs, *, model: str, backend: str, offline: bool, **sett
         err_console.print(f"--backend auto at batch {batch} takes {escape(answer)}")
     if any(row.unstable for row in result.rows):
         warn(
-            "some rows are unstable (timed runs over 2× apart, or above the matmul peak): "
+            "some rows are unstable (timed runs over 2× apart, or 25 % above the matmul peak): "
             "another process had the cores; rerun them on a quiet machine"
         )
     outputs.write(result.to_dict(), report.to_markdown([table], outputs.command))

@@ -57,21 +57,24 @@ class SmoothedDilation(nn.Module):
     centre delta, so a freshly built network behaves exactly as without it.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, channels: int) -> None:
+        """``channels`` is fixed when built, not read from the input, so that exported
+        graphs (ONNX) see a depthwise kernel of known shape."""
         super().__init__()
         weight = torch.zeros(1, 1, 3, 3)
         weight[0, 0, 1, 1] = 1.0
         self.weight = nn.Parameter(weight)
+        self.channels = channels
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        channels = x.shape[1]
-        return F.conv2d(x, self.weight.expand(channels, 1, 3, 3), padding=1, groups=channels)
+        kernel = self.weight.expand(self.channels, 1, 3, 3)
+        return F.conv2d(x, kernel, padding=1, groups=self.channels)
 
 
 def preact(cin: int, cout: int, k: int, norm: Norm, dilation: int = 1, smooth: bool = False):
     layers: list[nn.Module] = [make_norm(norm, cin), nn.ReLU(inplace=True)]
     if smooth:
-        layers.append(SmoothedDilation())
+        layers.append(SmoothedDilation(cin))
     layers.append(conv(cin, cout, k, dilation))
     return nn.Sequential(*layers)
 
