@@ -10,7 +10,8 @@
   ``docs/results/default/`` (``--record`` keeps a file's scores and command, not its
   per-image cases);
   and, at ``--strength auto`` and 1, the ``--identity`` runs kept under
-  ``docs/results/fidelity/`` as ``<test>.<strength>.json``;
+  ``docs/results/fidelity/`` as ``<test>.<strength>.json``; and the speed runs kept
+  under ``docs/results/speed/``;
 - ``docs/levers.md``: the lever A/Bs recorded under ``docs/results/levers/``;
 - the results table of ``README.md``, between its ``results`` markers.
 
@@ -200,7 +201,7 @@ def results_page() -> str:
                 f"{o[f'psnr_m{k}']:.2f} / {o[f'ssim_m{k}']:.4f} |"
             )
         lines += ["", f"`{bench['command']}`"]
-    return "\n".join(lines + _fidelity_table()) + "\n"
+    return "\n".join(lines + _fidelity_table() + _speed_section()) + "\n"
 
 
 def _fidelity_table() -> list[str]:
@@ -239,6 +240,72 @@ def _fidelity_table() -> list[str]:
         )
     commands = [run["command"] for run in runs.values()]
     return [*lines, "", "Commands:", "", *(f"- `{c}`" for c in commands)]
+
+
+def _speed_section() -> list[str]:
+    """The backends timed (``umsn benchmark --speed --json``, one file per precision asked
+    for: ``docs/results/speed/backends.<precision>.json``) and whole 12 MP photos per
+    second (``benchmarks/photos_per_second.py``, ``photos.json``), each beside the
+    matmul peak measured in the same run."""
+    folder = DOCS / "results" / "speed"
+    runs = [json.loads(p.read_text(encoding="utf-8")) for p in sorted(folder.glob("backends.*"))]
+    lines = []
+    if runs:
+        first = runs[0]
+        lines += [
+            "",
+            "## Speed: the backends",
+            "",
+            f"`{first['model']}` ({first['config']}, S-Net included), {first['threads']} "
+            f"threads of {first['cpu']}, torch {first['torch_version']}. ms per 128² face",
+            "(median of the timed runs after warm-up), and the fraction of the matmul peak",
+            "measured in the same run (fp32 rows may pass 100 %: oneDNN's fp32 convolutions",
+            "beat its matmul). `auto` is what `--backend auto` takes at that setting.",
+            "",
+            "| precision asked | backend | dtype | batch | ms/face | of peak | spread | auto |",
+            "|---|---|---|---|---|---|---|---|",
+        ]
+        for run in runs:
+            asked = _asked_precision(run["command"])
+            for row in run["rows"]:
+                picked = run["auto"].get(str(row["batch"]), "").split(" ", 1)[0]
+                lines.append(
+                    f"| {asked} | {row['backend']} | {row['dtype']} | {row['batch']} | "
+                    f"{row['ms_per_face']:.1f} | {row['fraction_of_peak']:.0%} | "
+                    f"{row['spread']:.2f}×{' unstable' if row['unstable'] else ''} | "
+                    f"{'✓' if picked == row['backend'] else ''} |"
+                )
+        lines += ["", "Commands:", "", *(f"- `{run['command']}`" for run in runs)]
+    photos = folder / "photos.json"
+    if photos.exists():
+        run = json.loads(photos.read_text(encoding="utf-8"))
+        peak = run["matmul_peak_tflops"]
+        lines += [
+            "",
+            "## Speed: whole photos",
+            "",
+            f"12 MP JPEG photos (4000×3000) with 1 or 5 faces of 500 px, through `umsn deblur`'s",
+            f"batch runner with the `cpu` backend; {run['machine']}, matmul peak",
+            f"{peak['fp32']:.2f} (fp32) / {peak['bf16'] or 0:.2f} (bf16) TFLOP/s in the same",
+            "run. The stages are one photo's, timed alone; `restore` is alignment, the",
+            "network and the paste, detection left out.",
+            "",
+            "| dtype | faces | photos/s | s/photo | decode | detect | restore | encode |",
+            "|---|---|---|---|---|---|---|---|",
+        ]
+        for r in run["rows"]:
+            lines.append(
+                f"| {r['precision']} | {r['faces_per_photo']} | {r['photos_per_second']:.2f} | "
+                f"{r['seconds_per_photo']:.2f} | {r['decode_s']:.2f} | {r['detect_s']:.2f} | "
+                f"{r['restore_s']:.2f} | {r['encode_s']:.2f} |"
+            )
+        lines += ["", f"`{run['command']}`"]
+    return lines
+
+
+def _asked_precision(command: str) -> str:
+    words = command.split()
+    return words[words.index("--precision") + 1] if "--precision" in words else "auto"
 
 
 def _fidelity_cell(run: dict | None, key: str, form: str, minus: float = 0.0) -> str:

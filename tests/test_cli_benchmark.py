@@ -102,7 +102,7 @@ def test_speed_table_and_reports(tmp_path, tiny_checkpoint):
     result = run(
         "benchmark", "--speed", "--model", tiny_checkpoint, "--backend", "cpu",
         "--batch", "1", "--batch", "2", "--size", "32", "--repeats", "1",
-        "--json", tmp_path / "s.json", "--markdown", tmp_path / "s.md",
+        "--precision", "fp32", "--json", tmp_path / "s.json", "--markdown", tmp_path / "s.md",
     )  # fmt: skip
     assert result.exit_code == 0, result.output
     assert "matmul peak" in result.stdout and "│ cpu " in result.stdout
@@ -113,6 +113,8 @@ def test_speed_table_and_reports(tmp_path, tiny_checkpoint):
     ]
     assert all(r["ms_per_face"] > 0 for r in data["rows"])
     assert "--speed" in data["command"] and "--batch 1 --batch 2" in data["command"]
+    assert "--precision fp32" in data["command"]  # a choice as typed, not its enum's name
+    assert data["cpu"]  # the processor and its instruction sets: what the speed depends on
     assert "| cpu |" in (tmp_path / "s.md").read_text()
 
 

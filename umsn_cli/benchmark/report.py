@@ -114,7 +114,8 @@ def speed_table(report: SpeedReport) -> Table:
         for p in report.peaks
     )
     table = Table(
-        f"{report.model}: S-Net + generator, {report.threads} threads; matmul peak {peaks}",
+        f"{report.model}: S-Net + generator, {report.threads} threads of {report.cpu}; "
+        f"matmul peak {peaks}",
         [
             "backend",
             "dtype",

@@ -14,6 +14,7 @@ numbers as trained ones.
 from __future__ import annotations
 
 import logging
+import platform
 import statistics
 import time
 from collections.abc import Callable, Sequence
@@ -86,6 +87,7 @@ class SpeedReport:
     params: int
     threads: int
     torch_version: str
+    cpu: str = ""  # the processor and its vector instruction sets: what decides the speed
     peaks: list[MatmulPeak] = field(default_factory=list)
     rows: list[SpeedRow] = field(default_factory=list)
     skipped: dict[str, str] = field(default_factory=dict)
@@ -96,6 +98,26 @@ class SpeedReport:
     def to_dict(self) -> dict[str, Any]:
         """Plain dicts, lists, numbers and strings, ready for ``json.dumps``."""
         return asdict(self)
+
+
+#: The CPU flags (as Linux names them) that decide which precision and backend is fastest.
+SPEED_FLAGS = ("avx2", "avx512f", "avx512_bf16", "amx_bf16")
+
+
+def cpu_summary() -> str:
+    """The CPU's model name and which of :data:`SPEED_FLAGS` it has, e.g. "AMD EPYC
+    (avx2 avx512f avx512_bf16)"; the platform's processor string where there is no
+    /proc/cpuinfo."""
+    try:
+        text = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return platform.processor() or platform.machine()
+    fields: dict[str, str] = {}
+    for line in text.splitlines():
+        key, _, value = line.partition(":")
+        fields.setdefault(key.strip(), value.strip())
+    flags = [flag for flag in SPEED_FLAGS if flag in fields.get("flags", "").split()]
+    return f"{fields.get('model name', platform.machine())} ({' '.join(flags) or 'no AVX2'})"
 
 
 def measure_matmul_peak(
@@ -212,6 +234,7 @@ def measure_speed(
         params=count_parameters(model.snet) + count_parameters(model.generator),
         threads=torch.get_num_threads(),
         torch_version=torch.__version__,
+        cpu=cpu_summary(),
         skipped=skipped,
     )
     gflop = {size: model_gflop(model, size) for size in sizes}

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import shlex
 from dataclasses import dataclass
+from enum import Enum
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -296,7 +297,7 @@ def command_line(ctx: typer.Context) -> str:
             parts += [flag] if value else []
         else:
             for item in value if isinstance(value, (list, tuple)) else [value]:
-                parts += [flag, str(item)]
+                parts += [flag, str(item.value if isinstance(item, Enum) else item)]
     return shlex.join(parts)
 
 
