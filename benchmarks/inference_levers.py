@@ -52,6 +52,7 @@ class Variant:
     """A benchmark model (no S-Net) that restores with ``deblur``."""
 
     segment = None
+    measured = None
 
     def __init__(self, deblur: Deblur) -> None:
         self.deblur = deblur

@@ -38,6 +38,7 @@ class RunModel:
     """The generator of a training run (last.pt) as a benchmark model, without S-Net."""
 
     segment = None
+    measured = None
 
     def __init__(self, run: Path) -> None:
         state = read_train_state(run / "last.pt")

@@ -10,8 +10,9 @@
   ``docs/results/default/`` (``--record`` keeps a file's scores and command, not its
   per-image cases);
   and, at ``--strength auto`` and 1, the ``--identity`` runs kept under
-  ``docs/results/fidelity/`` as ``<test>.<strength>.json``; and the speed runs kept
-  under ``docs/results/speed/``;
+  ``docs/results/fidelity/`` as ``<test>.<strength>.json``; the big-face runs
+  (``--framing photo``) under ``docs/results/highres/``; and the speed runs under
+  ``docs/results/speed/``;
 - ``docs/levers.md``: the lever A/Bs recorded under ``docs/results/levers/``;
 - the results table of ``README.md``, between its ``results`` markers.
 
@@ -201,7 +202,8 @@ def results_page() -> str:
                 f"{o[f'psnr_m{k}']:.2f} / {o[f'ssim_m{k}']:.4f} |"
             )
         lines += ["", f"`{bench['command']}`"]
-    return "\n".join(lines + _fidelity_table() + _speed_section()) + "\n"
+    sections = _fidelity_table() + _highres_section() + _speed_section()
+    return "\n".join(lines + sections) + "\n"
 
 
 def _fidelity_table() -> list[str]:
@@ -240,6 +242,57 @@ def _fidelity_table() -> list[str]:
         )
     commands = [run["command"] for run in runs.values()]
     return [*lines, "", "Commands:", "", *(f"- `{c}`" for c in commands)]
+
+
+def _highres_section() -> list[str]:
+    """Big faces: ``umsn benchmark --framing photo`` at each ``--max-face-size``, kept as
+    ``docs/results/highres/<max-face-size>.json``; one column per working size, the
+    128² pipeline first."""
+    folder = DOCS / "results" / "highres"
+    runs = {int(p.stem): json.loads(p.read_text(encoding="utf-8")) for p in folder.glob("*.json")}
+    if not runs:
+        return []
+    sizes = sorted(runs)
+    first = runs[sizes[0]]
+    kernel_sizes = list(first["by_size"])
+    head = " | ".join(f"gain at {size}" for size in sizes)
+    lines = [
+        "",
+        "## Big faces: photos restored at each working size",
+        "",
+        f"{first['protocol']}. The face region is scored at the best shift within",
+        f"±{first['align']} px, the whole photo unshifted. Each column is `umsn deblur",
+        "--mode photo --max-face-size N`; 128 is the default, the 128² pipeline.",
+        "",
+        f"| shake (px of the photo) | blurry PSNR | {head} |",
+        "|---|---|" + "---|" * len(sizes),
+    ]
+    for kernel in sorted(kernel_sizes, key=int):
+        gains = [_size_gain(runs[size]["by_size"].get(kernel)) for size in sizes]
+        blurry = first["by_size"][kernel]["psnr_blurry"]
+        # the bank's kernels are odd-sized; the ones drawn twice as large are named even
+        name = kernel if int(kernel) % 2 else f"{kernel} (2× {int(kernel) // 2})"
+        lines.append(f"| {name} | {blurry:.2f} | " + " | ".join(gains) + " |")
+    overall = first["overall"]
+    rows = {  # label: (the blurry input's score, each run's cell)
+        "face region, all shakes": (f"{overall['psnr_blurry']:.2f}", _size_gain),
+        "whole photo": (
+            f"{overall['psnr_photo_blurry']:.2f}",
+            lambda o: f"{o['psnr_photo'] - o['psnr_photo_blurry']:+.2f}",
+        ),
+        "background bit-identical": ("", lambda o: f"{o['background_kept']:.0%}"),
+        "faces found per photo": ("", lambda o: f"{o['faces_found']:.2f}"),
+        "ms per photo": ("", lambda o: f"{o['ms_per_photo']:.0f}"),
+    }
+    for label, (blurry, cell) in rows.items():
+        cells = " | ".join(cell(runs[size]["overall"]) for size in sizes)
+        lines.append(f"| {label} | {blurry} | {cells} |")
+    commands = [runs[size]["command"] for size in sizes]
+    return [*lines, "", f"On {first['backend']}. Commands:", "", *(f"- `{c}`" for c in commands)]
+
+
+def _size_gain(scores: dict | None) -> str:
+    return "" if scores is None else f"{scores['psnr'] - scores['psnr_blurry']:+.2f}"
 
 
 def _speed_section() -> list[str]:
@@ -284,7 +337,7 @@ def _speed_section() -> list[str]:
             "",
             "## Speed: whole photos",
             "",
-            f"12 MP JPEG photos (4000×3000) with 1 or 5 faces of 500 px, through `umsn deblur`'s",
+            "12 MP JPEG photos (4000×3000) with 1 or 5 faces of 500 px, through `umsn deblur`'s",
             f"batch runner with the `cpu` backend; {run['machine']}, matmul peak",
             f"{peak['fp32']:.2f} (fp32) / {peak['bf16'] or 0:.2f} (bf16) TFLOP/s in the same",
             "run. The stages are one photo's, timed alone; `restore` is alignment, the",

@@ -157,3 +157,19 @@ def test_add_noise_has_the_requested_std_and_is_seeded():
     per_sample = add_noise(images, torch.tensor([0.0, 0.1]), torch.Generator().manual_seed(1))
     assert torch.equal(per_sample[0], images[0])
     assert float((per_sample[1] - images[1]).std()) == pytest.approx(0.1, rel=0.05)
+
+
+def test_an_enlarged_kernel_is_the_same_shake_twice_as_large():
+    from umsn_cli.blur.kernels import enlarged, shen_bank
+
+    _, size, kernel = shen_bank(0, per_size=1)[0]
+    big = enlarged(kernel, 2)
+    assert big.shape == (2 * size + 1, 2 * size + 1) and abs(big.sum() - 1) < 1e-5
+    assert big.min() >= 0
+
+    # the same path: its energy spreads over about twice the extent in each direction
+    def spread(k):
+        ys, xs = np.nonzero(k > k.max() * 0.05)
+        return max(np.ptp(ys), np.ptp(xs))
+
+    assert 1.6 * spread(kernel) <= spread(big) <= 2.4 * spread(kernel) + 2

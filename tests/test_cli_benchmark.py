@@ -5,7 +5,9 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import numpy as np
 from cli_helpers import face, save
+from photo_helpers import paste_face, scene
 from PIL import Image
 from test_benchmark_datasets import shen_layout
 from test_cli_deblur import assert_clean_error, run
@@ -149,3 +151,35 @@ def test_speed_of_a_config_without_weights_times_random_weights(monkeypatch, tin
                  "--batch", "1", "--size", "32", "--repeats", "1")  # fmt: skip
     assert result.exit_code == 0, result.output
     assert "no weights for test-tiny here: timing random weights" in result.stderr
+
+
+def test_photo_framing_scores_the_face_the_photo_and_its_background(tmp_path, tiny_checkpoint):
+    """--framing photo: each frame is a photo blurred at its own scale by every kernel as
+    drawn (13–27 px) and twice as large (26–54 px), restored in photo mode; the face
+    region, the whole photo, the untouched background and the time are reported."""
+    frames = tmp_path / "frames"
+    for i in range(2):
+        photo = paste_face(scene(256, 256, seed=i), 32, 32, 192)  # the face: centre 0.75
+        save(Image.fromarray((photo * 255).round().astype(np.uint8)), frames / f"f{i}.png")
+    result = bench(
+        tiny_checkpoint, "--dataset", frames, "--framing", "photo", "--crop", "0.75",
+        "--size", "96", "--per-size", "1", "--json", tmp_path / "p.json",
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    assert "whole photos" in result.stdout
+    data = json.loads((tmp_path / "p.json").read_text())
+    assert data["count"] == 2 * 8 * 2
+    small, large = range(13, 28, 2), range(26, 55, 4)
+    assert sorted(data["by_size"], key=int) == sorted(str(s) for s in [*small, *large])
+    overall = data["overall"]
+    # the largest shakes on a 96 px face hide it from the detector: such a photo comes
+    # back unchanged, which keeps its background too
+    assert overall["faces_found"] >= 0.5 and overall["background_kept"] == 1
+    assert overall["ms_per_photo"] > 0 and overall["psnr_photo_blurry"] > 0
+    assert "128²" in data["protocol"] and "96²" in data["protocol"]
+
+
+def test_size_in_a_quality_run_needs_photo_framing(tmp_path, tiny_checkpoint):
+    faces = sharp_faces(tmp_path / "faces")
+    result = bench(tiny_checkpoint, "--dataset", faces, "--size", "384")
+    assert "--framing photo" in assert_clean_error(result, 2)

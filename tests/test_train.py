@@ -743,6 +743,34 @@ def test_sampler_batches(dataset):
     assert torch.equal(again.sample(2).blurry, first.blurry)
 
 
+def test_large_faces_come_at_their_size_for_their_share_of_batches(dataset):
+    """--large-size: a share of the batches holds faces at the larger working size,
+    (size/128)² times fewer of them, with their masks, blurred by the same mix."""
+    small = load_faces(dataset["data"], dataset["masks"])
+    large = load_faces(dataset["data"], dataset["masks"], size=2 * SIZE)
+    bank = motion_bank(MOTION, 6, seed=0)
+    sampler = Sampler(small, bank, seed=0, mix=MOTION, large=large, large_share=0.5)
+    shapes = [tuple(sampler.sample(8).blurry.shape) for _ in range(40)]
+    assert set(shapes) == {(8, 3, SIZE, SIZE), (2, 3, 2 * SIZE, 2 * SIZE)}
+    assert 10 <= shapes.count((2, 3, 2 * SIZE, 2 * SIZE)) <= 30
+    batch = Sampler(small, bank, seed=1, mix=MOTION, large=large, large_share=0.99).sample(1)
+    assert batch.sharp.shape == (1, 3, 2 * SIZE, 2 * SIZE)  # never an empty batch
+    assert batch.masks.shape == (1, 4, 2 * SIZE, 2 * SIZE)
+    assert not torch.allclose(batch.sharp, batch.blurry)
+    again = Sampler(small, bank, seed=0, mix=MOTION, large=large, large_share=0.5)
+    assert [tuple(again.sample(8).blurry.shape) for _ in range(40)] == shapes
+
+
+def test_a_run_with_large_faces_trains_and_resumes(tmp_path, dataset):
+    out = tmp_path / "large"
+    flags = ("--large-size", str(2 * SIZE), "--large-share", "0.5", "--masks", dataset["masks"])
+    ok(bnet(dataset, out, "--steps", "4", "--stop-at", "2", *flags))
+    ok(train("--out", out, "--resume"))
+    assert json.loads((out / "config.json").read_text())["large_size"] == 2 * SIZE
+    assert [line["step"] for line in log_lines(out) if line["kind"] == "val"][-1] == 4
+    _fails(bnet(dataset, tmp_path / "x", "--large-size", "300"), "--large-size must be 256")
+
+
 def test_extra_share_sets_how_often_each_part_is_drawn():
     # Five flat faces, each its own grey: a drawn face is known by its value.
     greys = np.array([10, 60, 110, 160, 210], dtype=np.uint8)

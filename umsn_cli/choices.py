@@ -36,6 +36,13 @@ class SynthMode(str, Enum):
     shen = "shen"  # 80 copies: 10 kernels × sizes 13–27 (Shen et al. test protocol)
 
 
+class Framing(str, Enum):
+    """How ``umsn benchmark`` shows the model a sharp face it blurred."""
+
+    crop = "crop"  # the face framing alone at the model's input size: an aligned crop
+    photo = "photo"  # the whole frame as a photo, the face at --size px, in photo mode
+
+
 class Protocol(str, Enum):
     """How ``umsn benchmark`` blurs a folder of sharp faces."""
 

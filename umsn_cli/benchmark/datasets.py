@@ -26,7 +26,7 @@ import torch
 from PIL import Image
 
 from umsn_cli.blur import add_noise, blur_batch
-from umsn_cli.blur.kernels import shen_bank
+from umsn_cli.blur.kernels import enlarged, shen_bank
 from umsn_cli.errors import DatasetMissingError, ImageError, UsageError
 from umsn_cli.faces import FaceSet, load_faces
 from umsn_cli.images import read_image
@@ -53,6 +53,9 @@ class Pair:
     blurry: np.ndarray  # H×W×3 float32 in [0, 1]
     sharp: np.ndarray  # same size
     masks: np.ndarray | None = None  # 4×H×W soft class masks of the sharp face
+    #: Photo framing: the face's (top, left, bottom, right) in the photo; the masks and
+    #: the face scores cover that region, the photo scores the whole image.
+    region: tuple[int, int, int, int] | None = None
 
 
 @dataclass
@@ -266,6 +269,13 @@ def synthesized(
     limit: int | None,
 ) -> TestSet:
     """A folder of sharp faces (or ``images/`` + CelebAMask-HQ ``masks/``), blurred here."""
+    faces = _sharp_faces(folder, crop=crop, size=size, limit=limit)
+    return blurred_faces(folder.name, faces, kernels, seed=seed, noise=noise, per_size=per_size)
+
+
+def _sharp_faces(folder: Path, *, crop: float, size: int, limit: int | None) -> FaceSet:
+    """The first ``limit`` faces of a folder of sharp faces, or of its ``images/`` with
+    CelebAMask-HQ ``masks/`` beside them."""
     images, masks = folder, None
     if (folder / "images").is_dir():
         images = folder / "images"
@@ -273,7 +283,21 @@ def synthesized(
     faces = load_faces(images, masks, crop=crop, size=size)
     if limit is not None:
         faces = faces.subset(list(range(min(limit, len(faces)))))
-    return blurred_faces(folder.name, faces, kernels, seed=seed, noise=noise, per_size=per_size)
+    return faces
+
+
+def _kernel_bank(
+    kernels: list[tuple[str, np.ndarray]] | None, seed: int, per_size: int
+) -> tuple[list[tuple[str, int, int, np.ndarray]], str]:
+    """(name, size, index, kernel) of each kernel to blur with, and their description:
+    ``kernels`` None is the first ``per_size`` kernels of the seeded Shen bank at each
+    size 13 … 27."""
+    if kernels is not None:
+        bank = [(name, k.shape[0], i, k) for i, (name, k) in enumerate(kernels, start=1)]
+        return bank, f"{len(kernels)} given kernels"
+    bank = [(f"ker{i:02d}_blur_k{size}", size, i, k)
+            for i, size, k in shen_bank(seed) if i <= per_size]  # fmt: skip
+    return bank, f"{per_size} seeded kernels (seed {seed}) at each size 13–27"
 
 
 def blurred_faces(
@@ -291,19 +315,11 @@ def blurred_faces(
     seeded bank at each size 13 … 27.
     """
     sharp, soft = faces.canonical()
+    bank, source = _kernel_bank(kernels, seed, per_size)
     if kernels is None:
-        bank = [
-            (f"ker{i:02d}_blur_k{size}", size, i, k)
-            for i, size, k in shen_bank(seed)
-            if i <= per_size
-        ]
-        protocol = (
-            f"Shen et al. protocol: {per_size} seeded kernels (seed {seed}) at each size "
-            f"13–27, noise σ={noise}"
-        )
+        protocol = f"Shen et al. protocol: {source}, noise σ={noise}"
     else:
-        bank = [(name, k.shape[0], i, k) for i, (name, k) in enumerate(kernels, start=1)]
-        protocol = f"{len(kernels)} given kernels, noise σ={noise}, seed {seed}"
+        protocol = f"{source}, noise σ={noise}, seed {seed}"
     return TestSet(
         name,
         f"{len(faces)} faces × {protocol}",
@@ -311,6 +327,57 @@ def blurred_faces(
         soft is not None,
         _blurred_pairs(faces.stems, sharp, soft, bank, seed, noise),
     )
+
+
+#: Photo framing: each kernel blurs the photo as drawn (a small shake at the photo's
+#: scale) and drawn this many times larger (a large one).
+PHOTO_SCALES = (1, 2)
+
+
+def photo_frames(
+    folder: Path,
+    kernels: list[tuple[str, np.ndarray]] | None,
+    *,
+    seed: int,
+    noise: float,
+    per_size: int,
+    crop: float,
+    face_size: int,
+    limit: int | None,
+) -> TestSet:
+    """Sharp frames as whole photos whose centre ``crop`` fraction, the face framing, is
+    ``face_size`` px, each blurred whole at its own scale by every kernel of the seeded
+    Shen bank (or ``kernels``) as drawn and twice as large (:data:`PHOTO_SCALES`). A
+    pair's ``size`` is the shake's size in px of the photo."""
+    side = round(face_size / crop)
+    faces = _sharp_faces(folder, crop=1.0, size=side, limit=limit)  # whole frames, side²
+    top = (side - face_size) // 2
+    region = (top, top, top + face_size, top + face_size)
+    drawn, source = _kernel_bank(kernels, seed, per_size)
+    bank = [
+        (f"{name}_s{scale}", size * scale, index, enlarged(k, scale) if scale > 1 else k)
+        for scale in PHOTO_SCALES
+        for name, size, index, k in drawn
+    ]
+    protocol = (
+        f"{len(faces)} photos of {side}², the face the centre {face_size}², × {source}, "
+        f"as drawn and {PHOTO_SCALES[-1]}× larger, noise σ={noise}; restored in photo mode"
+    )
+    pairs = _blurred_pairs(faces.stems, *faces.canonical(), bank, seed, noise)
+    return TestSet(
+        folder.name,
+        protocol,
+        len(faces) * len(bank),
+        faces.masks is not None,
+        (_framed(pair, region) for pair in pairs),
+    )
+
+
+def _framed(pair: Pair, region: tuple[int, int, int, int]) -> Pair:
+    """A photo pair with its face region named, and its masks cut to that region."""
+    top, left, bottom, right = region
+    masks = None if pair.masks is None else pair.masks[:, top:bottom, left:right]
+    return Pair(pair.id, pair.face, pair.size, pair.blurry, pair.sharp, masks, region)
 
 
 def shen_blurry(

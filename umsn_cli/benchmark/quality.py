@@ -11,8 +11,9 @@ model's S-Net run on the *sharp* face (the paper's choice), and the report says 
 from __future__ import annotations
 
 import math
+import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from itertools import islice
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -42,6 +43,9 @@ class Model(Protocol):
         """H×W×3 float images in [0, 1] → restored images of the same sizes."""
 
     segment: Callable[[Sequence[np.ndarray]], list[np.ndarray]] | None
+    #: Scores of the last ``deblur`` call's images that only the model can tell (e.g.
+    #: how long each photo took), one dict per image; None when it has none.
+    measured: Callable[[], list[dict[str, float]]] | None
 
 
 class RestorerModel:
@@ -55,6 +59,40 @@ class RestorerModel:
 
     def segment(self, faces: Sequence[np.ndarray]) -> list[np.ndarray]:
         return self.restorer.segment_batch([from_array(f) for f in faces])
+
+    measured = None
+
+
+class PhotoModel(RestorerModel):
+    """A :class:`~umsn_cli.restorer.Restorer` in photo mode (faces found, aligned,
+    restored at the working size, pasted back), as ``umsn deblur --mode photo``.
+
+    Each photo reports the milliseconds it took, the faces found, and whether every
+    pixel outside the faces' blend is bit-identical to the input (``background_kept``,
+    1 or 0): pasting must not touch the rest of a photo.
+    """
+
+    def __init__(self, restorer: Restorer) -> None:
+        super().__init__(restorer)
+        self._measured: list[dict[str, float]] = []
+
+    def deblur(self, faces: Sequence[np.ndarray]) -> list[np.ndarray]:
+        results, self._measured = [], []
+        for photo in faces:
+            start = time.perf_counter()
+            done = self.restorer.restore(from_array(photo), "photo")
+            took = time.perf_counter() - start
+            outside = done.photo.mask == 0  # type: ignore[union-attr]
+            kept = np.array_equal(done.rgb[outside], photo[outside])
+            results.append(done.rgb)
+            self._measured.append(
+                {"ms_per_photo": 1000 * took, "background_kept": float(kept),
+                 "faces_found": float(len(done.faces))}
+            )  # fmt: skip
+        return results
+
+    def measured(self) -> list[dict[str, float]]:  # type: ignore[override]
+        return self._measured
 
 
 class Identity(Protocol):
@@ -152,10 +190,13 @@ def score(
     done = 0
     for chunk in _chunks(test.pairs, batch):
         restored = model.deblur([p.blurry for p in chunk])
+        measured = model.measured() if model.measured else [{} for _ in chunk]
         masks = [_masks(p, model, mask_cache) for p in chunk]
-        for pair, out, m in zip(chunk, restored, masks, strict=True):
-            case = Case(pair.id, pair.face, pair.size, _scores(pair, out, m, identity, align))
-            case_images = (pair.blurry, out, pair.sharp, m)
+        for pair, out, m, known in zip(chunk, restored, masks, measured, strict=True):
+            scores = _scores(pair, out, m, identity, align) | known
+            case = Case(pair.id, pair.face, pair.size, scores)
+            face = [_face_of(x, pair.region) for x in (pair.blurry, out, pair.sharp)]
+            case_images = (*face, m)  # a photo's face region, at the photo's resolution
             cases.append(case)
             best = _keep(best, case, case_images, keep, reverse=True)
             worst = _keep(worst, case, case_images, keep, reverse=False)
@@ -189,7 +230,7 @@ def _masks(pair: Pair, model: Model, cache: dict[str, np.ndarray]) -> np.ndarray
     if model.segment is None:
         return None
     if pair.face not in cache:  # one face has many blurry copies: segment it once
-        probs = model.segment([pair.sharp])[0]
+        probs = model.segment([_face_of(pair.sharp, pair.region)])[0]
         cache[pair.face] = one_hot(labels_from_probs(probs), CLASSES)  # classes partition pixels
     return cache[pair.face]
 
@@ -202,6 +243,12 @@ def _scores(
     align: int = 0,
 ) -> dict[str, float]:
     out: dict[str, float] = {}
+    if pair.region is not None:  # a photo: the whole of it, unshifted, then its face
+        out["psnr_photo"] = psnr(restored, pair.sharp)
+        out["psnr_photo_blurry"] = psnr(pair.blurry, pair.sharp)
+        restored = _face_of(restored, pair.region)
+        pair = replace(pair, blurry=_face_of(pair.blurry, pair.region),
+                       sharp=_face_of(pair.sharp, pair.region), region=None)  # fmt: skip
     for prefix, image in (("", restored), ("blurry_", pair.blurry)):
         suffix = "_blurry" if prefix else ""
         if align > 0:
@@ -226,6 +273,14 @@ def _scores(
         if masks is not None:
             out[f"colour_shift{suffix}"] = colour_shift(image, pair.sharp, masks[1] + masks[2])
     return out
+
+
+def _face_of(image: np.ndarray, region: tuple[int, int, int, int] | None) -> np.ndarray:
+    """The face region of a photo-framed image; a face crop as it is."""
+    if region is None:
+        return image
+    top, left, bottom, right = region
+    return image[top:bottom, left:right]
 
 
 def colour_shift(image: np.ndarray, sharp: np.ndarray, face: np.ndarray) -> float:

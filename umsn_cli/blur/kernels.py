@@ -158,3 +158,16 @@ def shen_bank(
     sizes = [s for s in SHEN_SIZES for _ in range(per_size)]
     kernels = random_kernels(sizes, seed, exposure)
     return [(i % per_size + 1, s, k) for i, (s, k) in enumerate(zip(sizes, kernels, strict=True))]
+
+
+def enlarged(kernel: np.ndarray, factor: int) -> np.ndarray:
+    """The same shake seen ``factor`` times closer: the kernel drawn that much larger
+    (bilinear, odd-sized, summing to 1). A face shown at twice the size is blurred by
+    twice the shake in pixels."""
+    from PIL import Image
+
+    size = kernel.shape[0] * factor
+    size += 1 - size % 2
+    big = Image.fromarray(kernel.astype(np.float32)).resize((size, size), Image.Resampling.BILINEAR)
+    out = np.clip(np.asarray(big, dtype=np.float32), 0, None)
+    return out / out.sum()

@@ -114,6 +114,15 @@ Remeasure = Annotated[
         "measured before on this machine.",
     ),
 ]
+MaxFaceSize = Annotated[
+    int,
+    typer.Option(
+        "--max-face-size",
+        help="Restore a face at its own scale up to this many px: 128, 256 or 512 (the "
+        "largest of these within the face's size). Each doubling costs about 4× the "
+        "time and memory per face; the weights were trained at 128.",
+    ),
+]
 Example = Annotated[
     bool,
     typer.Option(

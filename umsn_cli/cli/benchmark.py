@@ -12,7 +12,7 @@ from typing import Annotated, Any
 import typer
 from rich.markup import escape
 
-from umsn_cli.choices import Precision, Protocol
+from umsn_cli.choices import Framing, Precision, Protocol
 from umsn_cli.cli import _batch as opt
 from umsn_cli.cli._common import (
     err_console,
@@ -66,6 +66,16 @@ def benchmark(
             help="Sharp faces: centre fraction that is the face framing (0.75 for CelebAMask-HQ).",
         ),
     ] = 1.0,
+    framing: Annotated[
+        Framing,
+        typer.Option(
+            "--framing",
+            help="crop: each face's --crop framing alone, at the model's input size. photo: "
+            "the whole frame as a photo, its face --size px (default 384), blurred at that "
+            "scale by each kernel as drawn and 2× larger, restored in photo mode; scores "
+            "the face region, the whole photo, the background and ms per photo.",
+        ),
+    ] = Framing.crop,
     align: Annotated[
         int,
         typer.Option(
@@ -110,9 +120,15 @@ def benchmark(
         typer.Option("--batch", min=1, max=1024, help="Speed: batch sizes (repeat the option)."),
     ] = (1, 16),
     sizes: Annotated[
-        list[int],
-        typer.Option("--size", min=16, max=2048, help="Speed: image sizes (repeat the option)."),
-    ] = (128, 256),
+        list[int] | None,
+        optional(
+            "--size",
+            min=16,
+            max=2048,
+            help="Speed: image sizes (repeat the option; default 128 and 256). "
+            "--framing photo: the face's size in the photo (default 384).",
+        ),
+    ] = None,
     repeats: Annotated[
         int, typer.Option("--repeats", min=1, help="Speed: timed runs per setting.")
     ] = 5,
@@ -128,6 +144,7 @@ def benchmark(
     device: opt.Device = None,
     precision: opt.Precision = Precision.auto,
     batch_size: opt.BatchSize = 8,
+    max_face_size: opt.MaxFaceSize = 128,
     offline: opt.Offline = False,
 ) -> None:
     """Score a model on a test set (PSNR/SSIM overall, per kernel size, per class).
@@ -151,33 +168,47 @@ def benchmark(
     if speed:
         _speed(
             outputs, model=model, backend=backend, device=device, precision=precision.value,
-            offline=offline, batches=tuple(batches), sizes=tuple(sizes), repeats=repeats,
+            offline=offline, batches=tuple(batches), sizes=tuple(sizes or (128, 256)),
+            repeats=repeats,
         )  # fmt: skip
         return
     if dataset is None:
         raise UsageError("give --dataset NAME|FOLDER (or --speed); see umsn benchmark --help")
+    photo = framing is Framing.photo
+    if sizes is not None and (not photo or len(sizes) > 1):
+        raise UsageError(
+            "--size with a quality run is the face's size in the photo: give it once, "
+            "with --framing photo"
+        )
     from umsn_cli.benchmark import datasets
     from umsn_cli.blur.kernel_files import load_kernels
+    from umsn_cli.contract import check_working_size
     from umsn_cli.restorer import Restorer
     from umsn_cli.strength import parse_strength
 
+    check_working_size(max_face_size)
+    if photo and not (Path(dataset).is_dir() and dataset not in datasets.NAMED_DATASETS):
+        raise UsageError(
+            "--framing photo blurs sharp frames itself: give --dataset a folder of sharp "
+            "faces (e.g. CelebAMask-HQ's 512² frames with --crop 0.75)"
+        )
     restorer = Restorer.load(
         model, backend=backend, device=device, precision=precision.value, offline=offline,
         progress=transfer_bar, flip_ensemble=flip_ensemble, strength=parse_strength(strength),
+        max_face_size=max_face_size,
     )  # fmt: skip
-    test = datasets.open_dataset(
-        dataset,
-        root=datasets.data_root(data_root),
-        kernels=load_kernels(kernels) if kernels is not None else None,
-        seed=seed,
-        noise=noise,
-        per_size=per_size,
-        crop=crop,
-        size=restorer.input_size,  # faces framed as the model's input contract says
-        limit=limit,
-    )
+    options = dict(
+        kernels=load_kernels(kernels) if kernels is not None else None, seed=seed,
+        noise=noise, per_size=per_size, crop=crop, limit=limit,
+    )  # fmt: skip
+    if photo:
+        test = datasets.photo_frames(Path(dataset), face_size=(sizes or [384])[0], **options)
+    else:  # faces framed as the model's input contract says
+        test = datasets.open_dataset(
+            dataset, root=datasets.data_root(data_root), size=restorer.input_size, **options
+        )
     _quality(outputs, test, restorer, model=model, identity=identity, batch_size=batch_size,
-             align=align)  # fmt: skip
+             align=align, photo=photo)  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -238,17 +269,28 @@ def _speed(outputs: _Outputs, *, model: str, backend: str, offline: bool, **sett
 
 
 def _quality(
-    outputs: _Outputs, test, restorer, *, model: str, identity: bool, batch_size: int, align: int
+    outputs: _Outputs,
+    test,
+    restorer,
+    *,
+    model: str,
+    identity: bool,
+    batch_size: int,
+    align: int,
+    photo: bool = False,
 ) -> None:
-    """Score ``restorer`` on ``test``; print the tables, write the reports and picture."""
+    """Score ``restorer`` on ``test`` (its pairs taken as photos with ``photo``); print
+    the tables, write the reports and picture."""
     from umsn_cli.benchmark import quality, report
+
+    scored = quality.PhotoModel(restorer) if photo else quality.RestorerModel(restorer)
 
     embedder, note = _identity(identity)
     err_console.print(f"benchmark {escape(test.name)}: {test.count} cases, {restorer.info}")
     with progress_bar("scoring", test.count) as bar:
         result = quality.score(
             test,
-            quality.RestorerModel(restorer),
+            scored,
             model_name=model,
             backend=str(restorer.info),
             identity=embedder,

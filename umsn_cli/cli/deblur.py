@@ -88,15 +88,7 @@ def deblur(
         bool,
         typer.Option("--skip-sharp", help="Leave the faces judged sharp exactly as they were."),
     ] = False,
-    max_face_size: Annotated[
-        int,
-        typer.Option(
-            "--max-face-size",
-            help="Restore a face at its own scale up to this many px: 128, 256 or 512 (the "
-            "largest of these within the face's size). Each doubling costs about 4× the "
-            "time and memory per face; the weights were trained at 128.",
-        ),
-    ] = 128,
+    max_face_size: opt.MaxFaceSize = 128,
     report: Annotated[
         Path | None,
         typer.Option(

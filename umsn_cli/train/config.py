@@ -69,6 +69,17 @@ class TrainConfig:
         "Share of each batch drawn from --extra-data, the rest from --data "
         "(default: in proportion to the number of faces).",
     )
+    # Issue 37: a face restored at 256² or 512² (deblur --max-face-size) shows the
+    # network detail and blur sizes a 128² crop never holds. These batches come from
+    # --data alone (CelebAMask-HQ's 512² frames are large enough; most prepared wild
+    # faces are not) and hold fewer faces, so that every step costs about the same.
+    large_size: int = _flag(
+        0,
+        "Also train at this working size (256 or 512 for a 128² model): faces of --data "
+        "at that size, blurred at their own scale by the same mix, (size/128)² times "
+        "fewer a batch.",
+    )
+    large_share: float = _flag(0.25, "With --large-size: the share of steps at that size.")
     val_data: str | None = _flag(None, "Sharp faces for deblurring validation.")
     # None: the model's input contract says (0.75, CelebAMask-HQ's 512² frames).
     crop: float | None = _flag(None, "Centre fraction of each face image that is the framing.")
@@ -245,6 +256,15 @@ class TrainConfig:
                 raise UsageError("--extra-share needs --extra-data (the faces it shares out)")
             if not 0 < self.extra_share < 1:
                 raise UsageError("--extra-share must be above 0 and below 1")
+        if self.large_size:
+            size = self.contract.size
+            if self.large_size not in (2 * size, 4 * size):
+                raise UsageError(
+                    f"--large-size must be {2 * size} or {4 * size}, twice or four times the "
+                    f"model's {size}² input (0: train at {size} only)"
+                )
+            if not 0 < self.large_share < 1:
+                raise UsageError("--large-share must be above 0 and below 1")
         if self.stop_at < 0:
             raise UsageError("--stop-at must be 0 (run to --steps) or a step number")
         if self.time_limit < 0:

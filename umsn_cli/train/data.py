@@ -54,11 +54,16 @@ class Sampler:
         scale_jitter: float = 0.1,
         shift_jitter: float = 0.05,
         weights: torch.Tensor | None = None,
+        large: FaceSet | None = None,
+        large_share: float = 0.0,
     ) -> None:
         """``kernels``: the camera-shake bank (:func:`umsn_cli.blur.degrade.motion_bank`);
-        ``weights``: how likely each face is drawn (None: all alike)."""
+        ``weights``: how likely each face is drawn (None: all alike); ``large``: faces
+        stored at a larger working size, drawn for a ``large_share`` of the batches."""
         self.faces = faces
         self.weights = weights
+        self.large = large
+        self.large_share = large_share
         self.kernels = kernels
         self.mix = mix or MIXES["real"]
         self.scale_jitter = scale_jitter
@@ -69,14 +74,24 @@ class Sampler:
         return low + (high - low) * torch.rand(n, generator=self.generator)
 
     def sample(self, batch_size: int, blur: str = "all", blur_class: int | None = None) -> Batch:
-        """``blur``: "all" (blur whole faces), "none" (sharp input) or "class" (only mask i)."""
+        """``blur``: "all" (blur whole faces), "none" (sharp input) or "class" (only mask i).
+
+        With large faces, a ``large_share`` of the batches are drawn from them at their
+        size, with as many fewer faces as each has more pixels (at least one), blurred
+        by the same mix: the kernels keep their size in pixels, so a large face gets the
+        small shake that spoils a big face in a photo.
+        """
         g = self.generator
-        if self.weights is None:
-            index = torch.randint(len(self.faces), (batch_size,), generator=g).numpy()
+        faces, weights = self.faces, self.weights
+        if self.large is not None and torch.rand(1, generator=g).item() < self.large_share:
+            faces, weights = self.large, None
+            batch_size = max(1, batch_size * self.faces.size**2 // faces.size**2)
+        if weights is None:
+            index = torch.randint(len(faces), (batch_size,), generator=g).numpy()
         else:
-            index = torch.multinomial(self.weights, batch_size, True, generator=g).numpy()
-        # The part of each stored face that becomes the 128² sample, in its [-1, 1] coords.
-        scale = self.faces.window * self._uniform(
+            index = torch.multinomial(weights, batch_size, True, generator=g).numpy()
+        # The part of each stored face that becomes the sample, in its [-1, 1] coords.
+        scale = faces.window * self._uniform(
             batch_size, 1 - self.scale_jitter, 1 + self.scale_jitter
         )
         scale = scale.clamp(max=1.0)
@@ -88,14 +103,14 @@ class Sampler:
         theta[:, 0, 0] = scale * flip
         theta[:, 1, 1] = scale
         theta[:, :, 2] = shift
-        size = self.faces.size
+        size = faces.size
         grid = F.affine_grid(theta, [batch_size, 1, size, size], align_corners=False)
 
-        images = torch.from_numpy(self.faces.images[index]).permute(0, 3, 1, 2).float() / 255
+        images = torch.from_numpy(faces.images[index]).permute(0, 3, 1, 2).float() / 255
         sharp = F.grid_sample(images, grid, mode="bilinear", align_corners=False).clamp(0, 1)
         masks = None
-        if self.faces.masks is not None:
-            stored_masks = torch.from_numpy(self.faces.masks[index]).float() / 255
+        if faces.masks is not None:
+            stored_masks = torch.from_numpy(faces.masks[index]).float() / 255
             masks = F.grid_sample(stored_masks, grid, mode="bilinear", align_corners=False)
         if blur == "none":
             return Batch(sharp, sharp, masks)

@@ -119,10 +119,17 @@ def _batches(cfg: TrainConfig, rank: Rank) -> tuple[Sampler, FaceSet]:
             rest = sum(len(e) for e in extra)
             weights = mixing_weights(len(train_faces), rest, cfg.extra_share)
         train_faces = concat_faces([train_faces, *extra])
+    large = None
+    if cfg.large_size:  # the same faces at the larger size, the same ones held out
+        large, _ = split_holdout(
+            load_faces(Path(cfg.data), masks, cfg.face_crop, cfg.large_size), cfg.holdout, cfg.seed
+        )
     mix = MIXES[cfg.degradation].with_noise_max(cfg.noise_max)
     kernels = motion_bank(mix, cfg.kernel_bank, cfg.seed)
     seed = cfg.seed * 1000 + rank.rank
-    return Sampler(train_faces, kernels, seed=seed, mix=mix, weights=weights), holdout
+    sampler = Sampler(train_faces, kernels, seed=seed, mix=mix, weights=weights, large=large,
+                      large_share=cfg.large_share)  # fmt: skip
+    return sampler, holdout
 
 
 def _where_to_start(
