@@ -133,6 +133,41 @@ def test_the_naf_config_grows_xl_within_the_30_gflop_budget():
     assert set(xl.state_dict()) < set(naf.state_dict())  # every xl weight has its place
 
 
+def test_a_deep_level_grows_xl_exactly_and_sees_farther():
+    """bnet-fast-xl-deep: xl plus blocks at H/16. Grown from xl's weights it computes
+    what xl computed; trained, an output pixel depends on inputs beyond xl's view."""
+    from umsn_cli.benchmark.speed import model_gflop
+
+    torch.manual_seed(0)
+    xl, deep = build_model("bnet-fast-xl").eval(), build_model("bnet-fast-xl-deep").eval()
+    assert set(xl.state_dict()) < set(deep.state_dict())
+    deep.load_state_dict(xl.state_dict(), strict=False)
+    x = torch.rand(1, 3, 128, 128)
+    with torch.no_grad():
+        torch.testing.assert_close(deep(x)[0], xl(x)[0])
+    assert model_gflop(xl, 128) < model_gflop(deep, 128) < model_gflop(xl, 128) + 1
+    assert deep.config.size_multiple == 16 and xl.config.size_multiple == 8
+    with pytest.raises(ValueError, match="multiple of 16"):
+        deep(torch.rand(1, 3, 136, 136))
+
+
+def test_the_deep_level_reaches_further_than_the_body():
+    """With the H/16 level switched on (its way up no longer zero), a pixel far from an
+    output pixel moves it: the receptive field grows past the H/8 body's."""
+    cfg = FastBNetConfig(widths=(8, 8, 8), blocks=(0, 0, 0), deep=2)
+    net = FastBNet(cfg, class_feature_width=0, mask_channels=0).eval()
+    shallow = FastBNet(dataclasses.replace(cfg, deep=0), 0, 0).eval()
+    for module in (*net.modules(), *shallow.modules()):
+        if isinstance(module, torch.nn.Conv2d):
+            torch.nn.init.normal_(module.weight, std=0.5)
+    x = torch.zeros(1, 3, 128, 128, requires_grad=True)
+    for model, reach in ((shallow, False), (net, True)):
+        out, _ = model(x, torch.zeros(1, 0, 128, 128), [])
+        (grad,) = torch.autograd.grad(out[0, :, 64, 64].sum(), x)
+        far = grad[0, :, :, 110:].abs().sum()  # ≥ 46 px to the right
+        assert bool(far > 0) == reach
+
+
 def test_config_round_trip_through_json_lists():
     import json
 

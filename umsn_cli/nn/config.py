@@ -69,6 +69,7 @@ class FastBNetConfig:
     widths: tuple[int, int, int] = (64, 128, 192)
     blocks: tuple[int, int, int] = (1, 3, 6)
     naf: tuple[int, int, int] = (0, 0, 0)  # NAFNet blocks after each level's residual blocks
+    deep: int = 0  # residual blocks at H/16, added to the H/8 body (0: no such level)
 
 
 #: Each family's part configs: "dense" is the paper's building block, "fast" the
@@ -111,7 +112,9 @@ class ModelConfig:
     @property
     def size_multiple(self) -> int:
         """Input height and width must be multiples of this (the networks' down steps)."""
-        return 8 if self.family == "fast" else 4
+        if self.family != "fast":
+            return 4
+        return 16 if self.bnet.deep else 8
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -191,6 +194,13 @@ UMSN_FAST_XL_NAF = replace(
     UMSN_FAST, name="umsn-fast-xl-naf", bnet=FastBNetConfig(blocks=(2, 6, 18), naf=(0, 4, 12))
 )
 
+# umsn-fast-xl with a level below its body: 6 residual blocks at H/16 (8×8 for a 128²
+# face), whose view spans the 25–45 px shakes the xl body sees only in part. It adds
+# about 0.5 GFLOP per face and starts as the identity, so it grows from an xl run.
+UMSN_FAST_XL_DEEP = replace(
+    UMSN_FAST, name="umsn-fast-xl-deep", bnet=FastBNetConfig(blocks=(2, 6, 18), deep=6)
+)
+
 # The fast model for CPUs without bf16 (issue 35): half umsn-fast's widths at H/2 and
 # H/4, two thirds at H/8, with more blocks there where they cost least. 3.6 GFLOP per
 # 128² face with S-Net against the default's 17.3, so about 26 ms at 86 % of a 2-core
@@ -224,6 +234,8 @@ CONFIGS: dict[str, ModelConfig] = {
         plain(UMSN_FAST_XL),
         UMSN_FAST_XL_NAF,
         plain(UMSN_FAST_XL_NAF),
+        UMSN_FAST_XL_DEEP,
+        plain(UMSN_FAST_XL_DEEP),
         UMSN_FAST_S,
         plain(UMSN_FAST_S),
     )

@@ -138,7 +138,8 @@ class ToImage(nn.Sequential):
 class ResidualUNet(nn.Module):
     """The body S-Net and B-Net of the family share: a stem to H/2, encoders at H/2 and
     H/4, the body at H/8, and decoders back to H/2 with the skips added. Each level holds
-    ``depths`` residual blocks, then ``naf`` NAFNet blocks.
+    ``depths`` residual blocks, then ``naf`` NAFNet blocks; ``deep`` blocks at H/16 add
+    to the body what they see.
 
     The stem (and B-Net's fusion of the class features at H/4) are given, so that the
     modules register in one fixed order: their names and order are the checkpoints'
@@ -152,6 +153,7 @@ class ResidualUNet(nn.Module):
         depths: tuple[int, int, int],
         fuse: nn.Module | None = None,
         naf: tuple[int, int, int] = (0, 0, 0),
+        deep: int = 0,
     ) -> None:
         super().__init__()
         w1, w2, w3 = widths
@@ -166,6 +168,15 @@ class ResidualUNet(nn.Module):
         self.dec2 = blocks(w2, depths[1], naf[1])
         self.up1 = Up(w2, w1)
         self.dec1 = blocks(w1, depths[0], naf[0])
+        # A level below the body (H/16): its view spans the 25–45 px shakes a 128² face
+        # can carry. Its way back up starts at zero, so a network grown with it
+        # computes exactly what it computed before.
+        self.deep = None
+        if deep:
+            back = Up(w3, w3)
+            nn.init.zeros_(back[0].weight)
+            nn.init.zeros_(back[0].bias)
+            self.deep = nn.Sequential(Down(w3, w3), blocks(w3, deep), back)
 
     def features(
         self, x: torch.Tensor, class_features: list[torch.Tensor] | None = None
@@ -177,7 +188,10 @@ class ResidualUNet(nn.Module):
         if self.fuse is not None:
             e2 = self.fuse(torch.cat([e2, *(class_features or [])], dim=1))
         e2 = self.enc2(e2)
-        d2 = self.dec2(self.up2(self.body(self.down2(e2))) + e2)
+        e3 = self.body(self.down2(e2))
+        if self.deep is not None:
+            e3 = e3 + self.deep(e3)
+        d2 = self.dec2(self.up2(e3) + e2)
         return self.dec1(self.up1(d2) + e1)
 
 
@@ -251,7 +265,9 @@ class FastBNet(ResidualUNet):
         fuse = None
         if class_feature_width:
             fuse = nn.Conv2d(w2 + NUM_CLASSES * class_feature_width, w2, 1)
-        super().__init__(_stem(3 + mask_channels, w1), cfg.widths, cfg.blocks, fuse, cfg.naf)
+        super().__init__(
+            _stem(3 + mask_channels, w1), cfg.widths, cfg.blocks, fuse, cfg.naf, cfg.deep
+        )
         self.half_residual = ToImage(w1, 3, 1)
         self.full_residual = ToImage(w1, 3, 2)
 
