@@ -315,6 +315,32 @@ def test_mse_fine_tune_minimises_the_squared_error_alone(tmp_path, dataset):
     assert all(line["psnr"] > 0 and "grad" not in line for line in lines)
 
 
+def test_hard_case_l1_weights_the_worst_faces_most():
+    from umsn_cli.train.losses import hard_case_l1
+
+    target = torch.zeros(3, 3, 4, 4)
+    output = torch.stack([torch.full((3, 4, 4), e) for e in (0.1, 0.2, 0.6)]).requires_grad_()
+    plain = (output - target).abs().mean()
+    torch.testing.assert_close(hard_case_l1(output, target, 0.0), plain)
+    loss = hard_case_l1(output, target, 1.0)
+    (grad,) = torch.autograd.grad(loss, output)
+    per_face = grad.abs().sum((1, 2, 3))
+    assert per_face[2] > per_face[1] > per_face[0]  # the worst face pulls hardest
+    torch.testing.assert_close(per_face / per_face.sum(), torch.tensor([0.1, 0.2, 0.6]) / 0.9)
+
+
+def test_hard_cases_train_the_plain_bnet_only(tmp_path, dataset):
+    out = tmp_path / "hard"
+    ok(bnet(dataset, out, "--steps", "2", "--hard-cases", "1"))
+    assert json.loads((out / "config.json").read_text())["hard_cases"] == 1
+    d, m = dataset["data"], dataset["masks"]
+    _fails(
+        train("snet", "--data", d, "--masks", m, "--out", tmp_path / "x", *FAST,
+              "--hard-cases", "1"),
+        "--hard-cases weights the plain B-Net",
+    )  # fmt: skip
+
+
 def test_psnr_loss_is_the_mean_psnr_at_the_scale_of_mse():
     """--loss psnr: its value is the batch MSE, its gradient that of −mean PSNR rescaled,
     so a face with a small error weighs more than under plain MSE."""

@@ -152,6 +152,13 @@ class TrainConfig:
         "face weighted as the mean PSNR over faces weights it).",
         choices=TrainLoss,
     )
+    # Issue 32's lever: the faces a batch restores worst (the severe shakes, mostly) pull
+    # harder, as in focal losses; the weights are detached and average to 1.
+    hard_cases: float = _flag(
+        0.0,
+        "bnet: weight each face's L1 by (its L1 / the batch's mean)^γ, so the hardest "
+        "faces of a batch count most (0: all alike).",
+    )
     confidence_lambda: float = _flag(0.01, "λ of −λ log C.", flag="--lambda")
     compile: bool = _flag(False, "torch.compile the training step (faster once compiled).")
     # The fast family's norm is about 0.08 at lr 1e-3; 0.5 leaves normal steps alone and
@@ -281,6 +288,10 @@ class TrainConfig:
                      "teacher_weight"):  # fmt: skip
             if getattr(self, name) < 0:
                 raise UsageError(f"--{name.replace('_', '-')} must not be negative")
+        if self.hard_cases and self.stage != "bnet":
+            raise UsageError("--hard-cases weights the plain B-Net's L1: use it with bnet")
+        if not 0 <= self.hard_cases <= 4:
+            raise UsageError("--hard-cases must be from 0 (all faces alike) to 4")
         if self.confidence_lambda < 0:
             raise UsageError("--lambda must not be negative")
         for flag, sigma in (("--noise", self.noise_max), ("--val-noise", self.val_noise)):

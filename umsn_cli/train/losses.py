@@ -52,6 +52,15 @@ def gradient_l1(output: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     return (dx(out) - dx(tgt)).abs().mean() + (dy(out) - dy(tgt)).abs().mean()
 
 
+def hard_case_l1(output: torch.Tensor, target: torch.Tensor, gamma: float) -> torch.Tensor:
+    """The L1 with each face weighted by (its L1 / the batch's mean)^``gamma``: the faces
+    restored worst count most (focal-style). The weights are constants of the step
+    (detached) scaled to average 1, so ``gamma`` 0 is the plain L1."""
+    per_face = (output - target).abs().mean((1, 2, 3))
+    weight = (per_face / per_face.mean()).detach() ** gamma
+    return (weight / weight.mean() * per_face).mean()
+
+
 def psnr_weighted_mse(per_face: torch.Tensor) -> torch.Tensor:
     """The batch's squared error from its faces' errors ``per_face`` (N), each face's
     term divided by its own (detached) value.

@@ -337,6 +337,7 @@ class PlainBNetStage(GeneratorStage):
 
     def __init__(self, cfg: TrainConfig, model: ModelConfig) -> None:
         super().__init__(cfg, make_generator(replace(model, guided=False)))
+        self.hard_cases = cfg.hard_cases
 
     def method_loss(self, batch: Batch) -> tuple[torch.Tensor, Terms]:
         out, half = self.restore(batch.blurry)
@@ -344,6 +345,8 @@ class PlainBNetStage(GeneratorStage):
         l1 = (out.float() - target).abs().mean()
         rest, terms = self.shared_terms(out, half, target, batch.blurry)
         terms["l1"] = l1.detach()
+        if self.hard_cases:
+            return losses.hard_case_l1(out.float(), target, self.hard_cases) + rest, terms
         return l1 + rest, terms
 
 
