@@ -31,6 +31,21 @@ def cpuinfo_has_native_bf16(cpuinfo: str) -> bool:
 
 
 @functools.cache
+def cpuinfo_fields() -> dict[str, str]:
+    """The first processor's /proc/cpuinfo fields ("model name", "flags", …): what
+    decides which backend and precision run fastest; empty where there is no such file."""
+    try:
+        text = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return {}
+    fields: dict[str, str] = {}
+    for line in text.splitlines():
+        key, _, value = line.partition(":")
+        fields.setdefault(key.strip(), value.strip())
+    return fields
+
+
+@functools.cache
 def has_native_bf16() -> bool:
     """This CPU's answer; False where there is no /proc/cpuinfo (macOS, Windows)."""
     try:

@@ -30,6 +30,7 @@ from pathlib import Path
 import torch
 
 from umsn_cli.backends.base import Backend
+from umsn_cli.backends.cpu import cpuinfo_fields
 from umsn_cli.errors import UmsnError
 from umsn_cli.files import write_text
 from umsn_cli.nn import UMSN
@@ -63,14 +64,9 @@ def machine_key(device: torch.device) -> str:
 
 
 def _cpu_model_and_flags() -> str:
-    try:
-        text = Path("/proc/cpuinfo").read_text()
-    except OSError:
+    fields = cpuinfo_fields()
+    if not fields:
         return platform.processor()
-    fields = {}
-    for line in text.splitlines():
-        key, _, value = line.partition(":")
-        fields.setdefault(key.strip(), value.strip())
     return f"{fields.get('model name', '')} {fields.get('flags', '')}"
 
 

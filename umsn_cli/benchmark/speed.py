@@ -26,7 +26,7 @@ import torch
 from torch.utils.flop_counter import FlopCounterMode
 
 from umsn_cli.backends import Backend, BackendInfo, create_backend, discover_backends
-from umsn_cli.backends.cpu import has_native_bf16
+from umsn_cli.backends.cpu import cpuinfo_fields, has_native_bf16
 from umsn_cli.backends.measure import answer_key, remember
 from umsn_cli.backends.registry import auto_candidates, check_settings, choose_backend
 from umsn_cli.errors import BackendUnavailableError, UsageError
@@ -108,14 +108,9 @@ def cpu_summary() -> str:
     """The CPU's model name and which of :data:`SPEED_FLAGS` it has, e.g. "AMD EPYC
     (avx2 avx512f avx512_bf16)"; the platform's processor string where there is no
     /proc/cpuinfo."""
-    try:
-        text = Path("/proc/cpuinfo").read_text()
-    except OSError:
+    fields = cpuinfo_fields()
+    if not fields:
         return platform.processor() or platform.machine()
-    fields: dict[str, str] = {}
-    for line in text.splitlines():
-        key, _, value = line.partition(":")
-        fields.setdefault(key.strip(), value.strip())
     flags = [flag for flag in SPEED_FLAGS if flag in fields.get("flags", "").split()]
     return f"{fields.get('model name', platform.machine())} ({' '.join(flags) or 'no AVX2'})"
 

@@ -51,9 +51,9 @@ class TrainConfig:
     model: str = _flag(
         "umsn-lite",
         "Architecture to train: umsn-lite, umsn-fast, umsn-fast-large, umsn-fast-xl, "
-        "umsn-fast-xl-naf, umsn-fast-s, umsn (the paper's), or bnet-fast, bnet-fast-large, "
-        "bnet-fast-xl, bnet-fast-xl-naf, bnet-fast-s (their plain B-Net); --init names the "
-        "weights to start from.",
+        "umsn-fast-xl-naf, umsn-fast-xl-deep, umsn-fast-s, umsn (the paper's), or bnet-fast, "
+        "bnet-fast-large, bnet-fast-xl, bnet-fast-xl-naf, bnet-fast-xl-deep, bnet-fast-s "
+        "(their plain B-Net); --init names the weights to start from.",
         flag="--arch",
     )
     data: str = _flag("", "Folder of aligned sharp faces.")
