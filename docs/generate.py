@@ -301,10 +301,11 @@ def _speed_section() -> list[str]:
     second (``benchmarks/photos_per_second.py``, ``photos.json``), each beside the
     matmul peak measured in the same run."""
     folder = DOCS / "results" / "speed"
-    runs = [json.loads(p.read_text(encoding="utf-8")) for p in sorted(folder.glob("backends.*"))]
+    runs = {p.stem.removeprefix("backends."): json.loads(p.read_text(encoding="utf-8"))
+            for p in sorted(folder.glob("backends.*.json"))}  # fmt: skip
     lines = []
     if runs:
-        first = runs[0]
+        first = next(iter(runs.values()))
         lines += [
             "",
             "## Speed: the backends",
@@ -318,8 +319,7 @@ def _speed_section() -> list[str]:
             "| precision asked | backend | dtype | batch | ms/face | of peak | spread | auto |",
             "|---|---|---|---|---|---|---|---|",
         ]
-        for run in runs:
-            asked = _asked_precision(run["command"])
+        for asked, run in runs.items():
             for row in run["rows"]:
                 picked = run["auto"].get(str(row["batch"]), "").split(" ", 1)[0]
                 lines.append(
@@ -328,7 +328,7 @@ def _speed_section() -> list[str]:
                     f"{row['spread']:.2f}×{' unstable' if row['unstable'] else ''} | "
                     f"{'✓' if picked == row['backend'] else ''} |"
                 )
-        lines += ["", "Commands:", "", *(f"- `{run['command']}`" for run in runs)]
+        lines += ["", "Commands:", "", *(f"- `{run['command']}`" for run in runs.values())]
     photos = folder / "photos.json"
     if photos.exists():
         run = json.loads(photos.read_text(encoding="utf-8"))
@@ -354,11 +354,6 @@ def _speed_section() -> list[str]:
             )
         lines += ["", f"`{run['command']}`"]
     return lines
-
-
-def _asked_precision(command: str) -> str:
-    words = command.split()
-    return words[words.index("--precision") + 1] if "--precision" in words else "auto"
 
 
 def _fidelity_cell(run: dict | None, key: str, form: str, minus: float = 0.0) -> str:
