@@ -185,17 +185,18 @@ def test_a_checkpoint_of_another_format_version_is_refused(tmp_path, dataset):
 
 
 def _deeper(config):
-    """``config`` with twice the residual blocks at every B-Net level and a NAFNet block
-    after them in the body."""
+    """``config`` with twice the residual blocks at every B-Net level, a NAFNet block
+    after them in the body and a level below the body."""
     from dataclasses import replace
 
     blocks = tuple(2 * b for b in config.bnet.blocks)
-    bnet = replace(config.bnet, blocks=blocks, naf=(0, 0, 1))
+    bnet = replace(config.bnet, blocks=blocks, naf=(0, 0, 1), deep=1)
     return replace(config, name="test-tiny-fast-deep", bnet=bnet)
 
 
 def test_a_deeper_model_grown_from_a_run_computes_what_the_run_did(tiny_fast_config):
-    """--init into more blocks: the new blocks start as the identity, nothing else changes."""
+    """--init into more blocks and a deeper level: they start as the identity, nothing
+    else changes."""
     from umsn_cli.nn import build_model
     from umsn_cli.train.checkpoint import load_stage_weights
 
@@ -217,6 +218,10 @@ def test_a_deeper_model_grown_from_a_run_computes_what_the_run_did(tiny_fast_con
     partial = {k: v for k, v in shallow.state_dict().items() if k != damaged}
     with pytest.raises(UsageError, match=rf"missing \['{damaged}'\]"):
         load_stage_weights(deep, partial, "damaged.pt", grow=True)
+    grown = deep.state_dict()
+    half_deep = {k: v for k, v in grown.items() if not k.startswith("generator.bnet.deep.2.")}
+    with pytest.raises(UsageError, match=r"generator\.bnet\.deep\.2"):
+        load_stage_weights(deep, half_deep, "damaged.pt", grow=True)
 
 
 def test_umsn_grown_from_a_plain_bnet_computes_what_the_bnet_did(tiny_fast_config):

@@ -122,6 +122,18 @@ class Up(nn.Sequential):
         super().__init__(nn.Conv2d(cin, 4 * cout, 1), nn.PixelShuffle(2))
 
 
+class DeepLevel(nn.Sequential):
+    """A level below the body: down to half its resolution, ``count`` residual blocks,
+    and a way back up that starts at zero, so that it adds nothing until trained (and a
+    network grown with it computes what it computed before)."""
+
+    def __init__(self, channels: int, count: int) -> None:
+        back = Up(channels, channels)
+        nn.init.zeros_(back[0].weight)
+        nn.init.zeros_(back[0].bias)
+        super().__init__(Down(channels, channels), blocks(channels, count), back)
+
+
 class ToImage(nn.Sequential):
     """A 3×3 convolution to ``scale``²·channels, shuffled up to ``scale``× the resolution.
 
@@ -169,14 +181,8 @@ class ResidualUNet(nn.Module):
         self.up1 = Up(w2, w1)
         self.dec1 = blocks(w1, depths[0], naf[0])
         # A level below the body (H/16): its view spans the 25–45 px shakes a 128² face
-        # can carry. Its way back up starts at zero, so a network grown with it
-        # computes exactly what it computed before.
-        self.deep = None
-        if deep:
-            back = Up(w3, w3)
-            nn.init.zeros_(back[0].weight)
-            nn.init.zeros_(back[0].bias)
-            self.deep = nn.Sequential(Down(w3, w3), blocks(w3, deep), back)
+        # can carry.
+        self.deep = DeepLevel(w3, deep) if deep else None
 
     def features(
         self, x: torch.Tensor, class_features: list[torch.Tensor] | None = None

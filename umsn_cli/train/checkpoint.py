@@ -16,7 +16,7 @@ from torch import nn
 
 from umsn_cli.errors import UsageError, WeightsError, one_line
 from umsn_cli.files import temporary_file
-from umsn_cli.nn.fast import NAFBlock, ResBlock
+from umsn_cli.nn.fast import DeepLevel, NAFBlock, ResBlock
 from umsn_cli.train.config import TrainConfig
 from umsn_cli.train.ema import WeightAverage
 from umsn_cli.weights.checkpoint import load_weights_only
@@ -183,12 +183,12 @@ def load_stage_weights(
 ) -> None:
     """Load a whole stage's weights; only the frozen VGG (never saved) may be missing.
 
-    With ``grow`` (``--init``), whole residual blocks the checkpoint lacks may be missing
-    too: they start as the identity, so a deeper network of the same widths (e.g.
-    ``umsn-fast-large`` from a ``umsn-fast`` run) starts out computing exactly what the
-    checkpoint computed, and training goes on from there. The same holds for the
-    umsn stage started from a plain B-Net of the fast family: see
-    :func:`_streams_at_zero`.
+    With ``grow`` (``--init``), whole residual blocks and a whole level below the body
+    that the checkpoint lacks may be missing too: they start as the identity, so a
+    deeper network of the same widths (e.g. ``umsn-fast-large`` from a ``umsn-fast``
+    run) starts out computing exactly what the checkpoint computed, and training goes
+    on from there. The same holds for the umsn stage started from a plain B-Net of the
+    fast family: see :func:`_streams_at_zero`.
     """
     grown: set[str] = set()
     if grow and _plain_into_guided(stage, state):
@@ -212,11 +212,12 @@ def load_stage_weights(
 
 
 def _new_identity_blocks(stage: nn.Module, state: dict[str, torch.Tensor]) -> set[str]:
-    """The weight names of the identity-initialised blocks of which ``state`` holds no
-    weight at all (a block missing only some of its weights is damage, not growth)."""
+    """The weight names of the identity-initialised blocks (residual, NAFNet, a level
+    below the body) of which ``state`` holds no weight at all (a block missing only
+    some of its weights is damage, not growth)."""
     grown: set[str] = set()
     for name, module in stage.named_modules():
-        if isinstance(module, ResBlock | NAFBlock) and not any(
+        if isinstance(module, ResBlock | NAFBlock | DeepLevel) and not any(
             k.startswith(name + ".") for k in state
         ):
             grown.update(f"{name}.{key}" for key in module.state_dict())
