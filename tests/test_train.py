@@ -416,6 +416,23 @@ def test_resume_needs_not_the_files_the_run_started_from(tmp_path, dataset):
     assert torch.load(run / "last.pt", weights_only=True)["step"] == 3
 
 
+def test_resume_takes_a_setting_newer_than_the_run_as_its_default(tmp_path, dataset):
+    """A run started before umsn gained a setting (its checkpoint lacks the key) resumes
+    as long as the setting is at its default; set otherwise, it is a change."""
+    out = tmp_path / "old"
+    ok(bnet(dataset, out, "--steps", "2"))
+    state = torch.load(out / "last.pt", weights_only=True)
+    del state["config"]["hard_cases"], state["config"]["large_size"]
+    torch.save(state, out / "last.pt")
+    ok(train("bnet", "--out", out, "--resume", "--steps", "3"))
+    assert torch.load(out / "last.pt", weights_only=True)["step"] == 3
+    state = torch.load(out / "last.pt", weights_only=True)
+    del state["config"]["hard_cases"]
+    torch.save(state, out / "last.pt")
+    changed = train("bnet", "--out", out, "--resume", "--steps", "4", "--hard-cases", "1")
+    _fails(changed, "hard_cases")
+
+
 def test_resume_needs_no_repeated_flags(tmp_path, dataset):
     out = tmp_path / "r"
     ok(snet(dataset, out, "--steps", "2"))

@@ -8,6 +8,7 @@ state (a uint8 tensor) for the same reason: a numpy RNG state would need pickle.
 from __future__ import annotations
 
 import os
+from dataclasses import MISSING, fields
 from pathlib import Path
 from typing import Any
 
@@ -100,10 +101,12 @@ def load_train_state(path: Path, cfg: TrainConfig) -> dict[str, Any]:
     saved = data["config"]
     # A bnet run never reads --snet: it only names the S-Net its export ships with.
     resumable = _RESUMABLE | ({"snet"} if saved.get("stage") == "bnet" else set())
+    # A setting newer than the run (umsn gained it since) was its default all along.
+    defaults = {f.name: f.default for f in fields(TrainConfig) if f.default is not MISSING}
     changed = sorted(
         k
         for k, v in cfg.to_dict().items()
-        if k not in resumable and _norm(saved.get(k)) != _norm(v)
+        if k not in resumable and _norm(saved.get(k, defaults.get(k))) != _norm(v)
     )
     if changed:
         raise UsageError(
