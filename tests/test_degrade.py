@@ -86,6 +86,23 @@ def test_wide_mix_reaches_near_identity_and_severe_shake_in_its_bands():
     assert torch.allclose(bank.sum((1, 2)), torch.ones(40), atol=1e-5)
 
 
+def test_gentle_mix_adds_mild_blur_and_keeps_the_protocol_sizes_share():
+    """Of all samples: 30 % shake of 3–11 px where real has 20 % at 5–11, the same
+    40 % at 13–27 px, and more unblurred faces."""
+    gentle, real = MIXES["gentle"], MIXES["real"]
+    assert sum(gentle.shares) == pytest.approx(1.0) and gentle.support == 31
+    rng = np.random.default_rng(0)
+
+    def share(mix, low, high):
+        sizes = mix.draw_sizes(20000, rng)
+        return mix.motion * ((sizes >= low) & (sizes <= high)).mean()
+
+    assert share(gentle, 3, 11) == pytest.approx(0.30, abs=0.02)
+    assert share(real, 3, 11) == pytest.approx(0.20, abs=0.02)
+    assert share(gentle, 13, 27) == pytest.approx(share(real, 13, 27), abs=0.02)
+    assert gentle.sharp > real.sharp
+
+
 def test_the_real_mix_bank_is_unchanged_by_size_weights():
     """Weights are drawn only where a mix has them: the real mix's bank stays the same."""
     mix = MIXES["real"]

@@ -8,13 +8,14 @@ proportions a training batch covers these, and :func:`degrade` applies one draw 
 to every face of a batch, on whole tensors, with one ``torch.Generator`` (so a resumed
 run draws the same sequence).
 
-Three mixes are named in :data:`MIXES`: ``motion``, the paper's (camera-shake kernels
+Four mixes are named in :data:`MIXES`: ``motion``, the paper's (camera-shake kernels
 13–29 px and gaussian noise only, what ``umsn-lite.celebamask-v1`` was trained with),
 ``real`` (shake 5–31 px, defocus, gaussian blur, noise and JPEG: what the default
 weights up to ``wild-v9`` were trained with, and the default for training runs) and
 ``wide``, which stretches ``real`` at both ends: near-identity and mild blur, so that a
 nearly sharp face is restored rather than smoothed, and severe shake up to 45 px on a
-128² face, with a quarter of the shake kernels in each end band.
+128² face, with a quarter of the shake kernels in each end band; ``gentle``, which
+adds near-identity and mild blur to ``real`` and keeps its share of 13–27 px shake.
 """
 
 from __future__ import annotations
@@ -93,6 +94,14 @@ _WIDE_SIZES, _WIDE_WEIGHTS = _banded(
     [(range(3, 12, 2), 0.25), (range(13, 28, 2), 0.5), (range(29, 46, 2), 0.25)]
 )
 
+# gentle: what the wide A/B asked for next (docs/levers.md): more near-sharp and mild
+# blur without taking from the test protocols' 13–27 px. Of all samples: shake 3–11 px
+# 30 % (real: 20 % at 5–11), 13–27 px 40 % (as in real), 29–31 px 5 %, unblurred 8 %,
+# and defocus and gaussian blur from nearly nothing.
+_GENTLE_SIZES, _GENTLE_WEIGHTS = _banded(
+    [(range(3, 12, 2), 0.30), (range(13, 28, 2), 0.40), (range(29, 32, 2), 0.05)]
+)
+
 
 MIXES: dict[str, DegradationMix] = {
     "motion": DegradationMix(
@@ -111,6 +120,12 @@ MIXES: dict[str, DegradationMix] = {
         motion=0.70, defocus=0.12, gaussian=0.08, sharp=0.10,
         motion_sizes=_WIDE_SIZES, motion_size_weights=_WIDE_WEIGHTS, shake_turns=1.0, dwell=1.0,
         defocus_radius=(0.5, 6.0), gaussian_sigma=(0.3, 3.0),
+        noise_max=0.03, shot_share=0.5, shot_max=1e-3, jpeg_share=0.6, jpeg_quality=(60, 95),
+    ),
+    "gentle": DegradationMix(
+        motion=0.75, defocus=0.12, gaussian=0.05, sharp=0.08,
+        motion_sizes=_GENTLE_SIZES, motion_size_weights=_GENTLE_WEIGHTS, shake_turns=1.0,
+        dwell=1.0, defocus_radius=(0.5, 6.0), gaussian_sigma=(0.3, 3.0),
         noise_max=0.03, shot_share=0.5, shot_max=1e-3, jpeg_share=0.6, jpeg_quality=(60, 95),
     ),
 }  # fmt: skip

@@ -123,12 +123,14 @@ class TrainConfig:
     teacher_weight: float = _flag(1.0, "With --teacher: the weight of its L1 term.")
     # umsn_cli.blur.degrade.MIXES: "real" (camera shake with turns and uneven speed
     # 5–31 px, defocus, gaussian blur, shot noise, JPEG), "wide" (the same from
-    # near-identity to 45 px shake) or "motion" (the paper's camera-shake kernels
-    # 13–29 px, what umsn-lite was trained on).
+    # near-identity to 45 px shake), "gentle" (real with more near-identity and mild
+    # blur) or "motion" (the paper's camera-shake kernels 13–29 px, what umsn-lite was
+    # trained on).
     degradation: str = _flag(
         "real",
         "Training blur: real (shake 5–31 px, defocus, noise, JPEG), wide (the same from "
-        "near-identity to 45 px shake) or motion (the paper's kernels).",
+        "near-identity to 45 px shake), gentle (real with more near-identity and mild "
+        "blur) or motion (the paper's kernels).",
     )
     noise_max: float = _flag(
         0.03, "Training noise σ ~ U(0, NOISE) on the [0, 1] scale.", flag="--noise"
